@@ -1,0 +1,148 @@
+/*
+ * The app: what a faustc program declares. An app has an id (the Kafka consumer group
+ * and the prefix of every internal topic), topics, agents that consume them and tables
+ * that agents update. Declarations happen in a setup function before the worker runs;
+ * the worker then subscribes, recovers tables and starts the agents.
+ *
+ * An app is built either as a shared object that `faustc -A NAME` loads (export the
+ * setup function with AG_APP_MODULE) or as its own binary (call ag_app_main from main).
+ */
+#ifndef AGENT_APP_H
+#define AGENT_APP_H
+
+#include <agent/types.h>
+
+struct ag_app;
+struct ag_topic;
+struct ag_agent;
+struct ag_table;
+struct ag_stream;
+
+/* Declares the app: sets the id, topics, agents, tables. Returns 0 or a negative error. */
+typedef int (*ag_app_setup_fn)(struct ag_app *app);
+
+/*
+ * Runs the faustc command line (worker, send, agents, topics, broker, ...) for the app
+ * that setup declares. Returns the process exit status.
+ */
+int ag_app_main(int argc, char **argv, ag_app_setup_fn setup);
+
+/* ABI version of the module entry point; bumped on incompatible changes. */
+#define AG_MODULE_ABI 1
+
+/* The one symbol an app module exports. */
+struct ag_module {
+	int abi;
+	ag_app_setup_fn setup;
+};
+
+/*
+ * Exports `setup` as the app module's entry point:
+ *     static int setup(struct ag_app *app) { ... }
+ *     AG_APP_MODULE(setup)
+ */
+#define AG_APP_MODULE(setup)                                                                       \
+	__attribute__((visibility("default"))) const struct ag_module ag_module_entry = {          \
+		AG_MODULE_ABI, (setup)}
+
+/*
+ * Creates an empty app. The id is set by ag_app_set_id (usually in setup).
+ * Caller frees with ag_app_free. Returns 0, -ENOMEM.
+ */
+int ag_app_new(struct ag_app **out);
+
+/* Frees the app and every topic, agent and table it declared. NULL is a no-op. */
+void ag_app_free(struct ag_app *app);
+
+/*
+ * Sets the app id: letters, digits, '.', '_' and '-', at most 200 bytes. Returns 0,
+ * -EINVAL for a bad id.
+ */
+int ag_app_set_id(struct ag_app *app, const char *id);
+
+/* The app id, or NULL before it is set. Borrowed, valid while the app lives. */
+const char *ag_app_id(const struct ag_app *app);
+
+/*
+ * Sets a worker option by name. The value is copied. Options the command line also
+ * sets (it wins over the app):
+ *   "broker"          URL: kafka://h1:9092,h2:9092, mock://h:p (a `faustc broker`), or
+ *                     empty for the embedded broker (default)
+ *   "datadir"         data directory (default ./<app_id>-data)
+ *   "commit_interval" seconds between offset commits, a decimal (default 2.8)
+ *   "loglevel"        debug, info, warn, error (default info)
+ *   "kafka.NAME"      librdkafka property NAME passed to every client
+ * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
+ */
+int ag_app_set_option(struct ag_app *app, const char *name, const char *value);
+
+/* Topic declaration options. A zeroed struct (or NULL) means the defaults. */
+struct ag_topic_opts {
+	int partitions;          /* 0: 8 partitions (Faust's topic_partitions) */
+	enum ag_codec key_codec; /* default AG_CODEC_RAW */
+	enum ag_codec value_codec; /* default AG_CODEC_RAW; AG_CODEC_JSON for JSON */
+	int internal;            /* not listed as user topic; created by the worker */
+};
+
+/*
+ * Declares a topic. Declaring the same name twice returns the first declaration when the
+ * options agree and -EEXIST when they do not. *out (optional) is borrowed, valid while
+ * the app lives. Returns 0, -EINVAL, -EEXIST, -ENOMEM.
+ */
+int ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *opts,
+		 struct ag_topic **out);
+
+/* Topic name and partition count. Borrowed. */
+const char *ag_topic_name(const struct ag_topic *topic);
+int ag_topic_partitions(const struct ag_topic *topic);
+
+/*
+ * An agent body. It runs as a coroutine on the worker's loop and pulls events:
+ *     struct ag_event *ev;
+ *     while ((rc = ag_stream_next(s, &ev)) == 0) { ... }
+ *     return rc == AG_EOF ? 0 : rc;
+ * Returning a negative error is logged and the agent is restarted on its next event.
+ */
+typedef int (*ag_agent_fn)(struct ag_stream *stream, void *userdata);
+
+/*
+ * Declares an agent named `name` consuming `source`. With source NULL the agent gets its
+ * own topic `<app_id>-<name>` (string keys, raw values) that others send to. A topic
+ * feeds at most one agent. *out (optional) is borrowed. Returns 0, -EINVAL, -EEXIST
+ * (name taken, or the topic already feeds an agent), -ENOMEM.
+ */
+int ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_agent_fn fn,
+		 void *userdata, struct ag_agent **out);
+
+/* The agent's name; its source topic (NULL until the worker resolves an own topic). */
+const char *ag_agent_name(const struct ag_agent *agent);
+struct ag_topic *ag_agent_topic(const struct ag_agent *agent);
+
+/* Sinks: every value the agent yields goes to each sink in the order they were added. */
+
+/* Sink into a topic (key kept, partition by murmur2 of the key). Returns 0, -ENOMEM. */
+int ag_agent_sink_topic(struct ag_agent *agent, struct ag_topic *topic);
+
+/* Sink into another agent: the value is sent to that agent's topic. Returns 0, -ENOMEM. */
+int ag_agent_sink_agent(struct ag_agent *agent, struct ag_agent *target);
+
+/*
+ * A C callback sink. Runs on the loop inside the yielding agent; key and value are
+ * borrowed for the call. A negative return is reported to the yielding agent.
+ */
+typedef int (*ag_sink_fn)(struct ag_agent *agent, const struct ag_bytes *key,
+			  const struct ag_bytes *value, void *userdata);
+int ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata);
+
+/* Looks a declared topic or agent up by name; NULL when unknown. Borrowed. */
+struct ag_topic *ag_app_find_topic(const struct ag_app *app, const char *name);
+struct ag_agent *ag_app_find_agent(const struct ag_app *app, const char *name);
+
+/*
+ * Logs a line through the worker's logger ("[time] LEVEL app: message"), filtered by
+ * the "loglevel" option. Safe to call anywhere on the loop thread.
+ */
+void ag_log(const struct ag_app *app, enum ag_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * Private definitions shared by the library's modules: the declared app (topics, agents,
+ * tables and options) and the hooks the worker fills in at run time.
+ */
+#ifndef AG_INTERNAL_H
+#define AG_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include <agent/agent.h>
+
+#define AG_EXPORT __attribute__((visibility("default")))
+
+#define AG__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+struct ag__worker;
+struct ag__tpart;
+
+struct ag_topic {
+	struct ag_app *app;
+	char *name;
+	int partitions;
+	enum ag_codec key_codec;
+	enum ag_codec value_codec;
+	int internal;           /* created by faustc (changelogs, agent topics) */
+	struct ag_agent *agent; /* the agent it feeds, if any */
+	/* run time (worker) */
+	rd_kafka_topic_t *rkt;   /* producer topic handle, created lazily */
+	struct ag__tpart *parts; /* consumer-side partition state, [partitions] */
+};
+
+enum ag__sink_kind {
+	AG__SINK_TOPIC,
+	AG__SINK_AGENT,
+	AG__SINK_CALLBACK,
+};
+
+struct ag__sink {
+	enum ag__sink_kind kind;
+	struct ag_topic *topic;
+	struct ag_agent *agent;
+	ag_sink_fn fn;
+	void *userdata;
+};
+
+struct ag__agent_rt;
+
+struct ag_agent {
+	struct ag_app *app;
+	char *name;
+	struct ag_topic *source;
+	ag_agent_fn fn;
+	void *userdata;
+	struct ag__sink *sinks;
+	size_t nsinks;
+	struct ag__agent_rt *rt; /* run time (worker) */
+};
+
+struct ag__table_rt;
+
+struct ag_table {
+	struct ag_app *app;
+	char *name;
+	struct ag_topic *source;
+	struct ag_topic *changelog; /* resolved when the app is finalized */
+	struct ag_table_opts opts;
+	struct ag__table_rt *rt; /* run time (worker) */
+};
+
+struct ag__kv {
+	char *key;
+	char *value;
+};
+
+struct ag_app {
+	char *id;
+	/* options */
+	char *broker;  /* URL, NULL/"" = embedded */
+	char *datadir; /* NULL = ./<id>-data */
+	double commit_interval;
+	enum ag_log_level loglevel;
+	struct ag__kv *kafka_conf; /* librdkafka properties for every client */
+	size_t nkafka_conf;
+	/* declarations, in declaration order */
+	struct ag_topic **topics;
+	size_t ntopics;
+	struct ag_agent **agents;
+	size_t nagents;
+	struct ag_table **tables;
+	size_t ntables;
+	int finalized;
+	struct ag__worker *worker; /* run time, NULL outside `worker` */
+};
+
+/*
+ * Resolves what declarations leave open: agents' own topics, tables' changelog topics.
+ * Idempotent. Needs the id. Returns 0, AG_ECONFIG (message logged), -ENOMEM.
+ */
+int ag__app_finalize(struct ag_app *app);
+
+/* The data dir (option or ./<id>-data). Borrowed. */
+const char *ag__app_datadir(const struct ag_app *app);
+
+/* Logging: "2026-11-22T02:50:01.123Z INFO  greeter: message" to stderr. */
+void ag__vlog(const struct ag_app *app, enum ag_log_level level, const char *fmt, va_list ap);
+#define ag__log ag_log
+
+/* Parses "debug", "info", "warn", "error". Returns 0, -EINVAL. */
+int ag__log_level_parse(const char *name, enum ag_log_level *out);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t ag__now_ns(void);
+
+/* Converts a librdkafka error to ours (AG_EKAFKA, -ETIMEDOUT, -ENOBUFS, ...). */
+int ag__kafka_err(rd_kafka_resp_err_t err);
+
+/* ---- broker.c: where the Kafka cluster is and how clients reach it ---- */
+
+enum ag__broker_kind {
+	AG__BROKER_EMBEDDED, /* mock cluster hosted in this process */
+	AG__BROKER_MOCK,     /* mock cluster of a `faustc broker` or another worker */
+	AG__BROKER_KAFKA,    /* a real Kafka cluster */
+};
+
+struct ag__broker {
+	enum ag__broker_kind kind;
+	char *bootstrap;                  /* "host:port,host:port" */
+	struct rd_kafka_mock_cluster_s *mock; /* EMBEDDED: the hosted cluster */
+	rd_kafka_t *mock_rk;              /* EMBEDDED: the handle that owns it */
+	char *addr_file;                  /* EMBEDDED: <datadir>/broker.addr we wrote */
+};
+
+/* The URL scheme of a `faustc broker`: "mock://127.0.0.1:PORT". */
+#define AG__MOCK_SCHEME "mock://"
+/* The scheme of a real cluster (also assumed when there is none). */
+#define AG__KAFKA_SCHEME "kafka://"
+
+/*
+ * Decides which broker the app talks to, from its "broker" option:
+ *  - "kafka://h:p,..." or "h:p,..." : a Kafka cluster;
+ *  - "mock://h:p,..."               : the embedded broker of another process;
+ *  - unset: with `host` non-zero (worker), start a mock cluster in this process and write
+ *    its bootstrap list to <datadir>/broker.addr; with `host` zero (send, ...), read
+ *    <datadir>/broker.addr, or fail with a message saying to start a worker or pass
+ *    --broker.
+ * Returns 0, AG_ENOBROKER / AG_ECONFIG with the reason in err, -ENOMEM.
+ */
+int ag__broker_open(struct ag__broker *b, struct ag_app *app, int host, char *err, size_t errlen);
+
+/* Stops a hosted cluster (removing broker.addr) and frees the settings. */
+void ag__broker_close(struct ag__broker *b);
+
+/*
+ * Fills a client configuration: bootstrap.servers, settings tuned for the mock when the
+ * broker is embedded/mock (short fetch wait, session timeout > 3 s), then the app's
+ * "kafka.*" options. Returns 0, AG_ECONFIG with librdkafka's message in err.
+ */
+int ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app,
+			   rd_kafka_conf_t *conf, char *err, size_t errlen);
+
+/*
+ * Makes sure every topic the app declares (internal ones included) exists with its
+ * declared partition count, before any client touches it. Embedded: mock API; mock://:
+ * through the broker's control topic; kafka://: the admin API. Blocking; call before the
+ * loop starts. Returns 0, AG_ETOPIC (naming topic and counts in err), AG_ENOBROKER.
+ */
+int ag__broker_ensure_topics(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen);
+
+/*
+ * `faustc broker`: hosts a mock cluster in this process, creates the app's topics (app may
+ * be NULL), serves create requests from workers, prints the URL and writes it to addr_file
+ * (optional), runs until SIGINT/SIGTERM. Returns the exit status.
+ */
+int ag__broker_serve(struct ag_app *app, const char *addr_file);
+
+/* ---- send.c: `faustc send` ---- */
+
+struct ag__send_args {
+	const char *target;   /* "topic" or "@agent" */
+	const char *key;      /* optional */
+	const char *value;    /* optional: one value */
+	const char *file;     /* optional: one value per line */
+	double timeout;       /* seconds to wait for a broker and for delivery (default 10) */
+};
+
+/* Sends values to a topic or an agent, validating them first. Returns the exit status. */
+int ag__cmd_send(struct ag_app *app, const struct ag__send_args *args);
+
+#endif
