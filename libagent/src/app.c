@@ -1,4 +1,414 @@
-/* placeholder until the runtime lands */
+/*
+ * The app object: declarations of topics, agents and tables, and worker options. Nothing
+ * here touches Kafka; the worker reads these declarations when it starts.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "internal.h"
-AG_EXPORT int ag_app_set_id(struct ag_app *app, const char *id) { (void)app; (void)id; return 0; }
-AG_EXPORT int ag_app_main(int argc, char **argv, ag_app_setup_fn setup) { (void)argc; (void)argv; (void)setup; return 0; }
+
+#define AG__ID_MAX 200
+
+static int
+push(void *arrayp, size_t *n, void *item)
+{
+	void ***array = arrayp;
+	void **grown = realloc(*array, (*n + 1) * sizeof(void *));
+	if (!grown)
+		return -ENOMEM;
+	grown[(*n)++] = item;
+	*array = grown;
+	return 0;
+}
+
+static int
+valid_name(const char *name)
+{
+	if (!name || !*name || strlen(name) > 249)
+		return 0;
+	for (const char *p = name; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+			return 0;
+	}
+	return 1;
+}
+
+AG_EXPORT int
+ag_app_new(struct ag_app **out)
+{
+	struct ag_app *app = calloc(1, sizeof(*app));
+	if (!app)
+		return -ENOMEM;
+	app->commit_interval = 2.8;
+	app->loglevel = AG_LOG_INFO;
+	*out = app;
+	return 0;
+}
+
+static void
+topic_free(struct ag_topic *t)
+{
+	free(t->name);
+	free(t->parts);
+	free(t);
+}
+
+AG_EXPORT void
+ag_app_free(struct ag_app *app)
+{
+	if (!app)
+		return;
+	for (size_t i = 0; i < app->ntopics; i++)
+		topic_free(app->topics[i]);
+	for (size_t i = 0; i < app->nagents; i++) {
+		free(app->agents[i]->name);
+		free(app->agents[i]->sinks);
+		free(app->agents[i]);
+	}
+	for (size_t i = 0; i < app->ntables; i++) {
+		free(app->tables[i]->name);
+		free(app->tables[i]);
+	}
+	for (size_t i = 0; i < app->nkafka_conf; i++) {
+		free(app->kafka_conf[i].key);
+		free(app->kafka_conf[i].value);
+	}
+	free(app->kafka_conf);
+	free(app->topics);
+	free(app->agents);
+	free(app->tables);
+	free(app->id);
+	free(app->broker);
+	free(app->datadir);
+	free(app);
+}
+
+AG_EXPORT int
+ag_app_set_id(struct ag_app *app, const char *id)
+{
+	if (!id || strlen(id) > AG__ID_MAX || !valid_name(id))
+		return -EINVAL;
+	char *copy = strdup(id);
+	if (!copy)
+		return -ENOMEM;
+	free(app->id);
+	app->id = copy;
+	return 0;
+}
+
+AG_EXPORT const char *
+ag_app_id(const struct ag_app *app)
+{
+	return app->id;
+}
+
+static int
+set_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+	if (!copy)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+AG_EXPORT int
+ag_app_set_option(struct ag_app *app, const char *name, const char *value)
+{
+	if (!name || !value)
+		return -EINVAL;
+	if (strcmp(name, "broker") == 0)
+		return set_string(&app->broker, value);
+	if (strcmp(name, "datadir") == 0)
+		return *value ? set_string(&app->datadir, value) : -EINVAL;
+	if (strcmp(name, "loglevel") == 0)
+		return ag__log_level_parse(value, &app->loglevel);
+	if (strcmp(name, "commit_interval") == 0) {
+		char *end;
+		errno = 0;
+		double v = strtod(value, &end);
+		if (errno || end == value || *end || !(v >= 0.01 && v <= 3600.0))
+			return -EINVAL;
+		app->commit_interval = v;
+		return 0;
+	}
+	if (strncmp(name, "kafka.", 6) == 0 && name[6]) {
+		struct ag__kv *grown =
+			realloc(app->kafka_conf, (app->nkafka_conf + 1) * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		app->kafka_conf = grown;
+		struct ag__kv *kv = &grown[app->nkafka_conf];
+		kv->key = strdup(name + 6);
+		kv->value = strdup(value);
+		if (!kv->key || !kv->value) {
+			free(kv->key);
+			free(kv->value);
+			return -ENOMEM;
+		}
+		app->nkafka_conf++;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+AG_EXPORT struct ag_topic *
+ag_app_find_topic(const struct ag_app *app, const char *name)
+{
+	for (size_t i = 0; i < app->ntopics; i++) {
+		if (strcmp(app->topics[i]->name, name) == 0)
+			return app->topics[i];
+	}
+	return NULL;
+}
+
+AG_EXPORT struct ag_agent *
+ag_app_find_agent(const struct ag_app *app, const char *name)
+{
+	for (size_t i = 0; i < app->nagents; i++) {
+		if (strcmp(app->agents[i]->name, name) == 0)
+			return app->agents[i];
+	}
+	return NULL;
+}
+
+static struct ag_table *
+find_table(const struct ag_app *app, const char *name)
+{
+	for (size_t i = 0; i < app->ntables; i++) {
+		if (strcmp(app->tables[i]->name, name) == 0)
+			return app->tables[i];
+	}
+	return NULL;
+}
+
+AG_EXPORT int
+ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *opts,
+	     struct ag_topic **out)
+{
+	static const struct ag_topic_opts defaults;
+	if (!opts)
+		opts = &defaults;
+	if (!valid_name(name) || opts->partitions < 0 || opts->partitions > 10000 ||
+	    (unsigned)opts->key_codec > AG_CODEC_JSON || (unsigned)opts->value_codec > AG_CODEC_JSON)
+		return -EINVAL;
+	int partitions = opts->partitions ? opts->partitions : 8;
+	struct ag_topic *t = ag_app_find_topic(app, name);
+	if (t) {
+		if (t->partitions != partitions || t->key_codec != opts->key_codec ||
+		    t->value_codec != opts->value_codec)
+			return -EEXIST;
+		if (out)
+			*out = t;
+		return 0;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t || !(t->name = strdup(name))) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->app = app;
+	t->partitions = partitions;
+	t->key_codec = opts->key_codec;
+	t->value_codec = opts->value_codec;
+	t->internal = opts->internal;
+	if (push(&app->topics, &app->ntopics, t) < 0) {
+		topic_free(t);
+		return -ENOMEM;
+	}
+	if (out)
+		*out = t;
+	return 0;
+}
+
+AG_EXPORT const char *
+ag_topic_name(const struct ag_topic *topic)
+{
+	return topic->name;
+}
+
+AG_EXPORT int
+ag_topic_partitions(const struct ag_topic *topic)
+{
+	return topic->partitions;
+}
+
+AG_EXPORT int
+ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_agent_fn fn,
+	     void *userdata, struct ag_agent **out)
+{
+	if (!valid_name(name) || !fn || (source && source->app != app))
+		return -EINVAL;
+	if (ag_app_find_agent(app, name) || (source && source->agent))
+		return -EEXIST;
+	struct ag_agent *a = calloc(1, sizeof(*a));
+	if (!a || !(a->name = strdup(name))) {
+		free(a);
+		return -ENOMEM;
+	}
+	a->app = app;
+	a->source = source;
+	a->fn = fn;
+	a->userdata = userdata;
+	if (push(&app->agents, &app->nagents, a) < 0) {
+		free(a->name);
+		free(a);
+		return -ENOMEM;
+	}
+	if (source)
+		source->agent = a;
+	if (out)
+		*out = a;
+	return 0;
+}
+
+AG_EXPORT const char *
+ag_agent_name(const struct ag_agent *agent)
+{
+	return agent->name;
+}
+
+AG_EXPORT struct ag_topic *
+ag_agent_topic(const struct ag_agent *agent)
+{
+	return agent->source;
+}
+
+static int
+add_sink(struct ag_agent *agent, const struct ag__sink *sink)
+{
+	struct ag__sink *grown = realloc(agent->sinks, (agent->nsinks + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	grown[agent->nsinks++] = *sink;
+	agent->sinks = grown;
+	return 0;
+}
+
+AG_EXPORT int
+ag_agent_sink_topic(struct ag_agent *agent, struct ag_topic *topic)
+{
+	if (!topic || topic->app != agent->app)
+		return -EINVAL;
+	return add_sink(agent, &(struct ag__sink){.kind = AG__SINK_TOPIC, .topic = topic});
+}
+
+AG_EXPORT int
+ag_agent_sink_agent(struct ag_agent *agent, struct ag_agent *target)
+{
+	if (!target || target->app != agent->app)
+		return -EINVAL;
+	return add_sink(agent, &(struct ag__sink){.kind = AG__SINK_AGENT, .agent = target});
+}
+
+AG_EXPORT int
+ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata)
+{
+	if (!fn)
+		return -EINVAL;
+	return add_sink(agent, &(struct ag__sink){.kind = AG__SINK_CALLBACK, .fn = fn,
+						     .userdata = userdata});
+}
+
+AG_EXPORT int
+ag_app_table(struct ag_app *app, const char *name, struct ag_topic *source,
+	     const struct ag_table_opts *opts, struct ag_table **out)
+{
+	if (!valid_name(name) || !source || source->app != app)
+		return -EINVAL;
+	if (find_table(app, name))
+		return -EEXIST;
+	struct ag_table *t = calloc(1, sizeof(*t));
+	if (!t || !(t->name = strdup(name))) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->app = app;
+	t->source = source;
+	if (opts)
+		t->opts = *opts;
+	if (push(&app->tables, &app->ntables, t) < 0) {
+		free(t->name);
+		free(t);
+		return -ENOMEM;
+	}
+	if (out)
+		*out = t;
+	return 0;
+}
+
+AG_EXPORT const char *
+ag_table_name(const struct ag_table *table)
+{
+	return table->name;
+}
+
+static int
+internal_topic(struct ag_app *app, const char *suffix_a, const char *suffix_b, int partitions,
+	       struct ag_topic **out)
+{
+	char name[512];
+	int n = snprintf(name, sizeof(name), "%s-%s%s", app->id, suffix_a, suffix_b);
+	if (n < 0 || (size_t)n >= sizeof(name))
+		return -EINVAL;
+	struct ag_topic_opts o = {.partitions = partitions, .key_codec = AG_CODEC_RAW,
+				  .value_codec = AG_CODEC_RAW, .internal = 1};
+	int rc = ag_app_topic(app, name, &o, out);
+	if (rc == -EEXIST)
+		ag__log(app, AG_LOG_ERROR,
+			"topic %s is declared by the app with other options than faustc needs "
+			"for its internal topic; rename the app's topic",
+			name);
+	return rc;
+}
+
+int
+ag__app_finalize(struct ag_app *app)
+{
+	if (app->finalized)
+		return 0;
+	if (!app->id) {
+		ag__log(app, AG_LOG_ERROR,
+			"the app did not set an id: call ag_app_set_id(app, \"name\") in setup");
+		return AG_ECONFIG;
+	}
+	if (!app->datadir) {
+		char dir[AG__ID_MAX + 16];
+		snprintf(dir, sizeof(dir), "./%s-data", app->id);
+		if (set_string(&app->datadir, dir) < 0)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < app->nagents; i++) {
+		struct ag_agent *a = app->agents[i];
+		if (a->source)
+			continue;
+		int rc = internal_topic(app, a->name, "", 8, &a->source);
+		if (rc < 0)
+			return rc == -EEXIST ? AG_ECONFIG : rc;
+		a->source->key_codec = AG_CODEC_STRING;
+		if (a->source->agent && a->source->agent != a) {
+			ag__log(app, AG_LOG_ERROR, "agent %s: its topic %s already feeds agent %s",
+				a->name, a->source->name, a->source->agent->name);
+			return AG_ECONFIG;
+		}
+		a->source->agent = a;
+	}
+	for (size_t i = 0; i < app->ntables; i++) {
+		struct ag_table *t = app->tables[i];
+		int rc = internal_topic(app, t->name, "-changelog", t->source->partitions,
+					&t->changelog);
+		if (rc < 0)
+			return rc == -EEXIST ? AG_ECONFIG : rc;
+	}
+	app->finalized = 1;
+	return 0;
+}
+
+const char *
+ag__app_datadir(const struct ag_app *app)
+{
+	return app->datadir;
+}

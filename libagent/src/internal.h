@@ -102,7 +102,7 @@ struct ag_app {
  */
 int ag__app_finalize(struct ag_app *app);
 
-/* The data dir (option or ./<id>-data). Borrowed. */
+/* The data dir (option, or ./<id>-data once finalized). Borrowed. */
 const char *ag__app_datadir(const struct ag_app *app);
 
 /* Logging: "2026-11-22T02:50:01.123Z INFO  greeter: message" to stderr. */

@@ -134,6 +134,12 @@ typedef int (*ag_sink_fn)(struct ag_agent *agent, const struct ag_bytes *key,
 			  const struct ag_bytes *value, void *userdata);
 int ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata);
 
+/*
+ * Asks the running worker to stop gracefully, as SIGTERM does: stop consuming, let agents
+ * finish the event in hand, flush, commit, exit. Returns at once; a no-op outside a worker.
+ */
+void ag_app_stop(struct ag_app *app);
+
 /* Looks a declared topic or agent up by name; NULL when unknown. Borrowed. */
 struct ag_topic *ag_app_find_topic(const struct ag_app *app, const char *name);
 struct ag_agent *ag_app_find_agent(const struct ag_app *app, const char *name);
