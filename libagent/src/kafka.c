@@ -1,1 +1,99 @@
-/* placeholder: kafka */
+/*
+ * Kafka plumbing shared by the worker: creating clients from the app's settings, turning
+ * a librdkafka queue into a file descriptor the loop can watch, and error conversion.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kafka.h"
+
+int
+ag__kafka_err(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_NO_ERROR:
+		return 0;
+	case RD_KAFKA_RESP_ERR__QUEUE_FULL:
+		return -ENOBUFS;
+	case RD_KAFKA_RESP_ERR__TIMED_OUT:
+	case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+		return -ETIMEDOUT;
+	case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+	case RD_KAFKA_RESP_ERR__TRANSPORT:
+		return AG_ENOBROKER;
+	case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+	case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+		return -ENOENT;
+	case RD_KAFKA_RESP_ERR__INVALID_ARG:
+		return -EINVAL;
+	default:
+		return AG_EKAFKA;
+	}
+}
+
+int
+ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, struct ag_app *app,
+	      const struct ag__kv *extra, size_t nextra, void *opaque, char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	for (size_t i = 0; i < nextra; i++) {
+		if (rd_kafka_conf_set(conf, extra[i].key, extra[i].value, err, errlen) !=
+		    RD_KAFKA_CONF_OK) {
+			rd_kafka_conf_destroy(conf);
+			return AG_ECONFIG;
+		}
+	}
+	int rc = ag__broker_client_conf(b, app, conf, err, errlen);
+	if (rc < 0) {
+		rd_kafka_conf_destroy(conf);
+		return rc;
+	}
+	ag__worker_conf_hooks(conf, type);
+	rd_kafka_conf_set_opaque(conf, opaque);
+	return ag__kafka_create(out, type, conf, err, errlen);
+}
+
+int
+ag__kafka_create(rd_kafka_t **out, rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
+		 size_t errlen)
+{
+	rd_kafka_t *rk = rd_kafka_new(type, conf, err, errlen);
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		return AG_ECONFIG;
+	}
+	*out = rk;
+	return 0;
+}
+
+int
+ag__queue_fd(rd_kafka_queue_t *q, int fds[2])
+{
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	static const char one = 1;
+	rd_kafka_queue_io_event_enable(q, fds[1], &one, 1);
+	return 0;
+}
+
+void
+ag__queue_fd_drain(int fd)
+{
+	char buf[256];
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+}
+
+void
+ag__queue_fd_close(rd_kafka_queue_t *q, int fds[2])
+{
+	if (q)
+		rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}

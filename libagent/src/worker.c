@@ -1,1 +1,819 @@
-/* placeholder: worker */
+/*
+ * The worker: one libuv loop per process.
+ *
+ * librdkafka's consumer, producer and table-restore consumer each get a queue whose
+ * io-event fd (a pipe) the loop watches with uv_poll. The consumer queue is drained in
+ * batches of at most AG__CONSUME_BUDGET messages per turn; when a batch fills the budget,
+ * the rest is taken on the next turn through an idle handle (librdkafka writes the fd only
+ * when the queue goes from empty to non-empty, so no new wake-up would come). Messages go
+ * into per-partition buffers; agents (coroutines) take them from there.
+ *
+ * Commits run every commit_interval as a cycle: take each partition's committable offset
+ * (the longest acked prefix), flush dirty table entries to their changelogs, wait until
+ * every message produced so far is delivered (producer sequence numbers tracked like
+ * offsets), write table entries and changelog positions to LMDB in one transaction, and
+ * only then commit the consumer offsets. A crash anywhere in between replays events but
+ * loses none.
+ *
+ * SIGINT/SIGTERM (or ag_app_stop) stop consumption; agents finish the event in hand and
+ * get AG_EOF; a final cycle commits; the consumer leaves the group; every handle closes.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kafka.h"
+#include "worker.h"
+
+static void cycle_start(struct ag__worker *w);
+static void cycle_check(struct ag__worker *w);
+static void begin_close(struct ag__worker *w);
+
+struct ag__cycle {
+	rd_kafka_topic_partition_list_t *offsets;
+};
+
+void
+ag__worker_kick(struct ag__worker *w)
+{
+	if (w->handles_open && !uv_is_active((uv_handle_t *)&w->idle))
+		uv_idle_start(&w->idle, NULL); /* callback is set in worker_run */
+}
+
+static int
+topic_parts_init(struct ag_topic *t)
+{
+	if (t->parts)
+		return 0;
+	t->parts = calloc((size_t)t->partitions, sizeof(*t->parts));
+	if (!t->parts)
+		return -ENOMEM;
+	for (int p = 0; p < t->partitions; p++) {
+		t->parts[p].topic = t;
+		t->parts[p].partition = p;
+		t->parts[p].committed = -1;
+		ag__acks_init(&t->parts[p].acks, 0);
+	}
+	return 0;
+}
+
+static void
+tpart_drop_buffer(struct ag__tpart *tp)
+{
+	while (tp->count) {
+		rd_kafka_message_destroy(tp->buf[tp->head]);
+		tp->head = (tp->head + 1) & (tp->cap - 1);
+		tp->count--;
+	}
+}
+
+static void
+topic_parts_free(struct ag_topic *t)
+{
+	if (!t->parts)
+		return;
+	for (int p = 0; p < t->partitions; p++) {
+		tpart_drop_buffer(&t->parts[p]);
+		free(t->parts[p].buf);
+		ag__acks_free(&t->parts[p].acks);
+	}
+	free(t->parts);
+	t->parts = NULL;
+}
+
+static int
+tpart_push(struct ag__tpart *tp, rd_kafka_message_t *m)
+{
+	if (tp->count == tp->cap) {
+		uint32_t cap = tp->cap ? tp->cap * 2 : 64;
+		rd_kafka_message_t **buf = malloc(cap * sizeof(*buf));
+		if (!buf)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < tp->count; i++)
+			buf[i] = tp->buf[(tp->head + i) & (tp->cap - 1)];
+		free(tp->buf);
+		tp->buf = buf;
+		tp->cap = cap;
+		tp->head = 0;
+	}
+	tp->buf[(tp->head + tp->count) & (tp->cap - 1)] = m;
+	tp->count++;
+	return 0;
+}
+
+static struct ag__tpart *
+find_tpart(struct ag__worker *w, const char *topic, int32_t partition)
+{
+	struct ag_topic *t = ag_app_find_topic(w->app, topic);
+	if (!t || !t->parts || partition < 0 || partition >= t->partitions)
+		return NULL;
+	return &t->parts[partition];
+}
+
+static void
+pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, tp->topic->name, tp->partition);
+	rd_kafka_pause_partitions(w->consumer, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	tp->paused = 1;
+}
+
+static void
+dispatch(struct ag__worker *w, rd_kafka_message_t *m)
+{
+	struct ag__tpart *tp = find_tpart(w, rd_kafka_topic_name(m->rkt), m->partition);
+	if (!tp || !tp->assigned || w->stopping) {
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	if (!tp->have_pos) {
+		ag__acks_reset(&tp->acks, m->offset);
+		tp->have_pos = 1;
+	}
+	if (ag__acks_add(&tp->acks, m->offset) < 0 || tpart_push(tp, m) < 0) {
+		ag__log(w->app, AG_LOG_WARN, "dropping re-fetched %s[%d]@%lld (already buffered)",
+			tp->topic->name, (int)tp->partition, (long long)m->offset);
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	if (!w->first_event_ns)
+		w->first_event_ns = ag__now_ns();
+	if (tp->count >= AG__BUF_HIGH && !tp->paused)
+		pause_tpart(w, tp);
+	struct ag__agent_rt *rt = tp->topic->agent ? tp->topic->agent->rt : NULL;
+	if (tp->ready && rt && rt->state == AG__AGENT_WAIT_EVENT)
+		ag__agent_wake(w, rt);
+}
+
+static void
+consumer_error(struct ag__worker *w, rd_kafka_message_t *m)
+{
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		return;
+	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
+	if (topic)
+		ag__log(w->app, AG_LOG_ERROR, "consumer: %s[%d]: %s", topic, (int)m->partition,
+			rd_kafka_message_errstr(m));
+	else
+		ag__log(w->app, AG_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
+}
+
+static void
+consumer_serve(struct ag__worker *w)
+{
+	rd_kafka_message_t *msgs[AG__CONSUME_BUDGET];
+	ssize_t n = rd_kafka_consume_batch_queue(w->cq, 0, msgs, AG__CONSUME_BUDGET);
+	w->consume_more = n == AG__CONSUME_BUDGET;
+	for (ssize_t i = 0; i < n; i++) {
+		if (msgs[i]->err) {
+			consumer_error(w, msgs[i]);
+			rd_kafka_message_destroy(msgs[i]);
+		} else if (w->closing) {
+			rd_kafka_message_destroy(msgs[i]);
+		} else {
+			dispatch(w, msgs[i]);
+		}
+	}
+	if (w->consume_more)
+		ag__worker_kick(w);
+}
+
+static void
+close_handles(struct ag__worker *w)
+{
+	if (!w->handles_open)
+		return;
+	w->handles_open = 0;
+	uv_close((uv_handle_t *)&w->cpoll, NULL);
+	uv_close((uv_handle_t *)&w->ppoll, NULL);
+	uv_close((uv_handle_t *)&w->rpoll, NULL);
+	uv_close((uv_handle_t *)&w->idle, NULL);
+	uv_close((uv_handle_t *)&w->commit_timer, NULL);
+	uv_close((uv_handle_t *)&w->sigint, NULL);
+	uv_close((uv_handle_t *)&w->sigterm, NULL);
+}
+
+static void
+after_work(struct ag__worker *w)
+{
+	if (w->closing) {
+		if (rd_kafka_consumer_closed(w->consumer))
+			close_handles(w);
+		return;
+	}
+	if (w->stopping && !w->cycle_active && ag__agents_all_done(w)) {
+		if (w->final_cycle) {
+			begin_close(w);
+		} else {
+			w->final_cycle = 1;
+			cycle_start(w);
+		}
+	}
+}
+
+static void
+on_consumer(uv_poll_t *h, int status, int events)
+{
+	struct ag__worker *w = h->data;
+	ag__queue_fd_drain(w->cfd[0]);
+	consumer_serve(w);
+	after_work(w);
+}
+
+static void
+on_idle(uv_idle_t *h)
+{
+	struct ag__worker *w = h->data;
+	if (w->consume_more)
+		consumer_serve(w);
+	if (w->restore_more)
+		ag__tables_restore_poll(w);
+	ag__agents_run(w);
+	if (!w->runq_head && !w->consume_more && !w->restore_more)
+		uv_idle_stop(&w->idle);
+	after_work(w);
+}
+
+static void
+on_producer(uv_poll_t *h, int status, int events)
+{
+	struct ag__worker *w = h->data;
+	ag__queue_fd_drain(w->pfd[0]);
+	rd_kafka_poll(w->producer, 0);
+	if (w->send_waiters) {
+		w->send_waiters = 0;
+		ag__agents_wake_all(w, AG__AGENT_WAIT_SEND);
+	}
+	cycle_check(w);
+	after_work(w);
+}
+
+static void
+on_restorer(uv_poll_t *h, int status, int events)
+{
+	struct ag__worker *w = h->data;
+	ag__queue_fd_drain(w->rfd[0]);
+	ag__tables_restore_poll(w);
+	after_work(w);
+}
+
+static void
+dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct ag__worker *w = opaque;
+	uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+	if (m->err) {
+		w->failed_deliveries++;
+		ag__log(w->app, AG_LOG_ERROR,
+			"could not deliver a message to %s[%d]: %s; it is dropped (%llu so far)",
+			rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err),
+			(unsigned long long)w->failed_deliveries);
+	} else {
+		ag__tables_delivered(w, m);
+	}
+	ag__acks_ack(&w->delivered, (int64_t)seq);
+	w->inflight--;
+	w->last_delivery_ns = ag__now_ns();
+}
+
+int
+ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+	    const struct ag_bytes *key, const struct ag_bytes *value)
+{
+	if (w->closing)
+		return AG_ESTOPPED;
+	if (!topic->rkt) {
+		topic->rkt = rd_kafka_topic_new(w->producer, topic->name, NULL);
+		if (!topic->rkt)
+			return ag__kafka_err(rd_kafka_last_error());
+	}
+	if (partition < 0)
+		partition = key && key->ptr ? ag__murmur2_partition(key->ptr, key->len,
+								     topic->partitions)
+					    : RD_KAFKA_PARTITION_UA;
+	uint64_t seq = w->next_seq;
+	if (rd_kafka_produce(topic->rkt, partition, RD_KAFKA_MSG_F_COPY,
+			     value ? (void *)value->ptr : NULL, value ? value->len : 0,
+			     key ? key->ptr : NULL, key ? key->len : 0,
+			     (void *)(uintptr_t)seq) == -1) {
+		rd_kafka_resp_err_t err = rd_kafka_last_error();
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			return -ENOBUFS;
+		ag__log(w->app, AG_LOG_ERROR, "cannot produce to %s: %s", topic->name,
+			rd_kafka_err2str(err));
+		return ag__kafka_err(err);
+	}
+	ag__acks_add(&w->delivered, (int64_t)seq);
+	w->next_seq++;
+	w->inflight++;
+	w->sent++;
+	return 0;
+}
+
+/* ---- commit cycle ---- */
+
+static void
+cycle_start(struct ag__worker *w)
+{
+	if (w->cycle_active) {
+		w->cycle_again = 1;
+		return;
+	}
+	rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		struct ag_topic *t = w->app->topics[i];
+		if (!t->parts)
+			continue;
+		for (int p = 0; p < t->partitions; p++) {
+			struct ag__tpart *tp = &t->parts[p];
+			if (!tp->assigned || !tp->have_pos)
+				continue;
+			int64_t pos = ag__acks_committable(&tp->acks);
+			if (pos > tp->committed)
+				rd_kafka_topic_partition_list_add(offs, t->name, p)->offset = pos;
+		}
+	}
+	int rc = ag__tables_cycle_begin(w);
+	if (rc < 0)
+		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
+	w->cycle->offsets = offs;
+	w->cycle_active = 1;
+	w->cycle_seq = w->next_seq;
+	cycle_check(w);
+}
+
+static void
+finish_revoke(struct ag__worker *w)
+{
+	w->unassign_pending = 0;
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		struct ag_topic *t = w->app->topics[i];
+		if (!t->parts)
+			continue;
+		for (int p = 0; p < t->partitions; p++) {
+			struct ag__tpart *tp = &t->parts[p];
+			if (!tp->revoking)
+				continue;
+			tp->revoking = 0;
+			tp->assigned = 0;
+			tp->ready = 0;
+			tp->have_pos = 0;
+			tp->paused = 0;
+			tpart_drop_buffer(tp);
+			ag__acks_reset(&tp->acks, 0);
+			ag__tables_revoke(w, tp);
+		}
+	}
+	rd_kafka_assign(w->consumer, NULL);
+}
+
+static void
+cycle_check(struct ag__worker *w)
+{
+	if (!w->cycle_active)
+		return;
+	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq)
+		return;
+	int rc = ag__tables_cycle_end(w);
+	rd_kafka_topic_partition_list_t *offs = w->cycle->offsets;
+	w->cycle->offsets = NULL;
+	if (rc < 0) {
+		ag__log(w->app, AG_LOG_ERROR,
+			"table changes could not be stored (%s); offsets are not committed and the "
+			"worker stops: free disk space or check the data dir, then restart",
+			ag_strerror(rc));
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+	} else if (offs->cnt > 0 && !w->closing) {
+		rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, offs, 1);
+		if (err)
+			ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
+		for (int i = 0; i < offs->cnt; i++) {
+			struct ag__tpart *tp = find_tpart(w, offs->elems[i].topic, offs->elems[i].partition);
+			if (tp)
+				tp->committed = offs->elems[i].offset;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(offs);
+	w->cycle_active = 0;
+	if (w->cycle_again) {
+		w->cycle_again = 0;
+		cycle_start(w);
+		return;
+	}
+	if (w->unassign_pending)
+		finish_revoke(w);
+	after_work(w);
+}
+
+static void
+on_commit_timer(uv_timer_t *h)
+{
+	struct ag__worker *w = h->data;
+	if (!w->stopping)
+		cycle_start(w);
+}
+
+static void
+offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offs,
+		 void *opaque)
+{
+	struct ag__worker *w = opaque;
+	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
+}
+
+/* ---- rebalance ---- */
+
+static void
+log_parts(struct ag__worker *w, const char *what, const rd_kafka_topic_partition_list_t *parts)
+{
+	char line[1024];
+	size_t n = 0;
+	line[0] = 0;
+	for (int i = 0; i < parts->cnt && n < sizeof(line) - 64; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s[%d]", i ? " " : "",
+				      parts->elems[i].topic, (int)parts->elems[i].partition);
+	ag__log(w->app, AG_LOG_INFO, "%s: %s", what, parts->cnt ? line : "(none)");
+}
+
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+	     void *opaque)
+{
+	struct ag__worker *w = opaque;
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		log_parts(w, "partitions assigned", parts);
+		for (int i = 0; i < parts->cnt; i++) {
+			struct ag__tpart *tp = find_tpart(w, parts->elems[i].topic,
+							  parts->elems[i].partition);
+			if (!tp)
+				continue;
+			tp->assigned = 1;
+			tp->revoking = 0;
+			tp->have_pos = 0;
+			tp->committed = -1;
+			tp->ready = 0;
+			ag__acks_reset(&tp->acks, 0);
+			ag__tables_assign(w, tp);
+		}
+		rd_kafka_assign(rk, parts);
+		return;
+	}
+	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+		ag__log(w->app, AG_LOG_ERROR, "rebalance failed: %s", rd_kafka_err2str(err));
+	else
+		log_parts(w, "partitions revoked", parts);
+	for (int i = 0; i < parts->cnt; i++) {
+		struct ag__tpart *tp =
+			find_tpart(w, parts->elems[i].topic, parts->elems[i].partition);
+		if (tp && tp->assigned) {
+			tp->revoking = 1;
+			tp->ready = 0; /* hand out no more of its events */
+		}
+	}
+	if (w->closing) {
+		finish_revoke(w);
+		return;
+	}
+	/* Commit what was processed before giving the partitions up (assign(NULL) later). */
+	w->unassign_pending = 1;
+	cycle_start(w);
+}
+
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct ag__worker *w = opaque;
+	int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+	ag__log(w->app, fatal ? AG_LOG_ERROR : AG_LOG_WARN, "kafka (%s): %s", rd_kafka_name(rk),
+		reason);
+	if (fatal) {
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+	}
+}
+
+static void
+log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	struct ag__worker *w = rd_kafka_opaque(rk);
+	enum ag_log_level l = level <= 3 ? AG_LOG_ERROR : level <= 4 ? AG_LOG_WARN : AG_LOG_DEBUG;
+	ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
+}
+
+/* ---- lifecycle ---- */
+
+static void
+begin_close(struct ag__worker *w)
+{
+	if (w->closing)
+		return;
+	w->closing = 1;
+	rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->consumer, w->cq);
+	if (e) {
+		ag__log(w->app, AG_LOG_WARN, "closing the consumer: %s", rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+	consumer_serve(w);
+	after_work(w);
+}
+
+static void
+on_signal(uv_signal_t *h, int signum)
+{
+	struct ag__worker *w = h->data;
+	if (w->stopping) {
+		ag__log(w->app, AG_LOG_WARN,
+			"second %s: leaving without the final commit (events since the last commit "
+			"will be processed again)",
+			strsignal(signum));
+		w->exit_status = 1;
+		if (w->cycle->offsets)
+			rd_kafka_topic_partition_list_destroy(w->cycle->offsets);
+		w->cycle->offsets = NULL;
+		w->cycle_active = 0;
+		w->unassign_pending = 0;
+		begin_close(w);
+		return;
+	}
+	ag__log(w->app, AG_LOG_INFO, "%s: stopping (again to force)", strsignal(signum));
+	ag_app_stop(w->app);
+}
+
+AG_EXPORT void
+ag_app_stop(struct ag_app *app)
+{
+	struct ag__worker *w = app ? app->worker : NULL;
+	if (!w || w->stopping)
+		return;
+	w->stopping = 1;
+	uv_poll_stop(&w->cpoll);
+	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
+	ag__worker_kick(w);
+}
+
+static int
+mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int
+subscribe(struct ag__worker *w)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+	for (size_t i = 0; i < w->app->nagents; i++)
+		rd_kafka_topic_partition_list_add(l, w->app->agents[i]->source->name,
+						  RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t err = l->cnt ? rd_kafka_subscribe(w->consumer, l) : 0;
+	rd_kafka_topic_partition_list_destroy(l);
+	if (err) {
+		ag__log(w->app, AG_LOG_ERROR, "cannot subscribe: %s", rd_kafka_err2str(err));
+		return ag__kafka_err(err);
+	}
+	return 0;
+}
+
+static int
+clients_open(struct ag__worker *w)
+{
+	char err[512];
+	char group_restore[512];
+	snprintf(group_restore, sizeof(group_restore), "%s-restore", w->app->id);
+	const struct ag__kv consumer_conf[] = {
+		{"group.id", w->app->id},
+		{"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"},
+		{"auto.offset.reset", "earliest"},
+		{"enable.partition.eof", "false"},
+		{"partition.assignment.strategy", "range"},
+		{"queued.max.messages.kbytes", "16384"},
+	};
+	const struct ag__kv producer_conf[] = {
+		{"linger.ms", "5"},
+		{"enable.idempotence", "true"},
+		{"message.timeout.ms", "0"},
+		{"queue.buffering.max.messages", "200000"},
+		{"batch.num.messages", "10000"},
+	};
+	const struct ag__kv restorer_conf[] = {
+		{"group.id", group_restore},
+		{"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"},
+		{"auto.offset.reset", "earliest"},
+		{"enable.partition.eof", "true"},
+	};
+	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app, consumer_conf,
+			       AG__ARRAY_SIZE(consumer_conf), w, err, sizeof(err));
+	if (rc == 0)
+		rc = ag__kafka_new(&w->producer, RD_KAFKA_PRODUCER, &w->broker, w->app,
+				   producer_conf, AG__ARRAY_SIZE(producer_conf), w, err,
+				   sizeof(err));
+	if (rc == 0)
+		rc = ag__kafka_new(&w->restorer, RD_KAFKA_CONSUMER, &w->broker, w->app,
+				   restorer_conf, AG__ARRAY_SIZE(restorer_conf), w, err,
+				   sizeof(err));
+	if (rc < 0) {
+		ag__log(w->app, AG_LOG_ERROR, "cannot create Kafka clients: %s", err);
+		return rc;
+	}
+	rd_kafka_poll_set_consumer(w->consumer);
+	rd_kafka_poll_set_consumer(w->restorer);
+	w->cq = rd_kafka_queue_get_consumer(w->consumer);
+	w->rq = rd_kafka_queue_get_consumer(w->restorer);
+	w->pq = rd_kafka_queue_get_main(w->producer);
+	if (!w->cq || !w->rq || !w->pq)
+		return AG_EKAFKA;
+	if ((rc = ag__queue_fd(w->cq, w->cfd)) < 0 || (rc = ag__queue_fd(w->pq, w->pfd)) < 0 ||
+	    (rc = ag__queue_fd(w->rq, w->rfd)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Client settings every worker client gets: callbacks on the loop thread. */
+int
+ag__worker_conf_hooks(rd_kafka_conf_t *conf, rd_kafka_type_t type)
+{
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	if (type == RD_KAFKA_PRODUCER) {
+		rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	} else {
+		rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+		rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
+	}
+	return 0;
+}
+
+static void
+clients_close(struct ag__worker *w)
+{
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		struct ag_topic *t = w->app->topics[i];
+		if (t->rkt)
+			rd_kafka_topic_destroy(t->rkt);
+		t->rkt = NULL;
+	}
+	ag__queue_fd_close(w->cq, w->cfd);
+	ag__queue_fd_close(w->pq, w->pfd);
+	ag__queue_fd_close(w->rq, w->rfd);
+	if (w->cq)
+		rd_kafka_queue_destroy(w->cq);
+	if (w->pq)
+		rd_kafka_queue_destroy(w->pq);
+	if (w->rq)
+		rd_kafka_queue_destroy(w->rq);
+	if (w->restorer)
+		rd_kafka_destroy_flags(w->restorer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (w->consumer)
+		rd_kafka_destroy_flags(w->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (w->producer) {
+		rd_kafka_flush(w->producer, 5000);
+		rd_kafka_destroy(w->producer);
+	}
+}
+
+static int
+handles_open(struct ag__worker *w)
+{
+	uv_loop_t *l = &w->loop;
+	int rc;
+	if ((rc = uv_poll_init(l, &w->cpoll, w->cfd[0])) < 0 ||
+	    (rc = uv_poll_init(l, &w->ppoll, w->pfd[0])) < 0 ||
+	    (rc = uv_poll_init(l, &w->rpoll, w->rfd[0])) < 0)
+		return rc;
+	uv_idle_init(l, &w->idle);
+	uv_timer_init(l, &w->commit_timer);
+	uv_signal_init(l, &w->sigint);
+	uv_signal_init(l, &w->sigterm);
+	w->cpoll.data = w->ppoll.data = w->rpoll.data = w->idle.data = w->commit_timer.data = w;
+	w->sigint.data = w->sigterm.data = w;
+	w->handles_open = 1;
+	uv_poll_start(&w->cpoll, UV_READABLE, on_consumer);
+	uv_poll_start(&w->ppoll, UV_READABLE, on_producer);
+	uv_poll_start(&w->rpoll, UV_READABLE, on_restorer);
+	uv_signal_start(&w->sigint, on_signal, SIGINT);
+	uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+	uint64_t ms = (uint64_t)(w->app->commit_interval * 1000.0);
+	uv_timer_start(&w->commit_timer, on_commit_timer, ms, ms);
+	return 0;
+}
+
+int
+ag__worker_run(struct ag_app *app)
+{
+	struct ag__worker *w = calloc(1, sizeof(*w));
+	struct ag__cycle cycle = {0};
+	char err[1024];
+	int rc;
+	if (!w)
+		return 1;
+	w->cycle = &cycle;
+	w->app = app;
+	w->cfd[0] = w->cfd[1] = w->pfd[0] = w->pfd[1] = w->rfd[0] = w->rfd[1] = -1;
+	ag__acks_init(&w->delivered, 0);
+	w->exit_status = 1;
+	if ((rc = ag__app_finalize(app)) < 0)
+		goto out_free;
+	for (size_t i = 0; i < app->nagents; i++) {
+		if ((rc = topic_parts_init(app->agents[i]->source)) < 0)
+			goto out_free;
+	}
+	const char *datadir = ag__app_datadir(app);
+	if ((rc = mkdir_p(datadir)) < 0) {
+		ag__log(app, AG_LOG_ERROR, "cannot create data dir %s: %s; pass --datadir DIR",
+			datadir, strerror(-rc));
+		goto out_free;
+	}
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/tables", datadir);
+	if ((rc = ag__store_open(&w->store, path, 0, err, sizeof(err))) < 0) {
+		ag__log(app, AG_LOG_ERROR, "%s", err);
+		goto out_free;
+	}
+	if ((rc = ag__broker_open(&w->broker, app, 1, err, sizeof(err))) < 0) {
+		ag__log(app, AG_LOG_ERROR, "%s", err);
+		goto out_store;
+	}
+	if (w->broker.kind == AG__BROKER_EMBEDDED)
+		ag__log(app, AG_LOG_INFO, "embedded broker at %s (written to %s/broker.addr)",
+			w->broker.bootstrap, datadir);
+	if ((rc = ag__broker_ensure_topics(&w->broker, app, err, sizeof(err))) < 0) {
+		ag__log(app, AG_LOG_ERROR, "%s", err);
+		goto out_broker;
+	}
+	if ((rc = uv_loop_init(&w->loop)) < 0)
+		goto out_broker;
+	app->worker = w;
+	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
+		goto out_loop;
+	uv_idle_start(&w->idle, on_idle);
+	uv_idle_stop(&w->idle);
+	if ((rc = ag__tables_open(w)) < 0 || (rc = ag__agents_start(w)) < 0 ||
+	    (rc = subscribe(w)) < 0) {
+		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));
+		ag_app_stop(app);
+		w->exit_status = 1;
+	} else {
+		w->exit_status = 0;
+		ag__log(app, AG_LOG_INFO, "worker started: %zu agents, %zu tables, data dir %s",
+			app->nagents, app->ntables, datadir);
+	}
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	double elapsed = w->first_event_ns && w->last_delivery_ns > w->first_event_ns
+				 ? (double)(w->last_delivery_ns - w->first_event_ns) / 1e9
+				 : 0.0;
+	ag__log(app, AG_LOG_INFO, "stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu",
+		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
+		(unsigned long long)w->failed_deliveries);
+	if (app->loglevel > AG_LOG_INFO)
+		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f\n",
+			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed);
+out_loop:
+	if (w->handles_open) {
+		close_handles(w);
+		uv_run(&w->loop, UV_RUN_DEFAULT);
+	}
+	ag__agents_free(w);
+	ag__tables_close(w);
+	clients_close(w);
+	for (size_t i = 0; i < app->ntopics; i++)
+		topic_parts_free(app->topics[i]);
+	app->worker = NULL;
+	rc = uv_loop_close(&w->loop);
+	if (rc != 0) {
+		ag__log(app, AG_LOG_ERROR, "event loop still has handles at exit: %s",
+			uv_strerror(rc));
+		w->exit_status = 1;
+	}
+out_broker:
+	ag__broker_close(&w->broker);
+out_store:
+	ag__store_close(w->store);
+out_free:;
+	int status = rc < 0 && !w->handles_open && w->exit_status == 0 ? 1 : w->exit_status;
+	ag__acks_free(&w->delivered);
+	free(w);
+	return status;
+}

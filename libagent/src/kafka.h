@@ -1,0 +1,30 @@
+/* Kafka plumbing shared by the worker and the table restorer. Private. */
+#ifndef AG_KAFKA_H
+#define AG_KAFKA_H
+
+#include "internal.h"
+
+/*
+ * Creates a client: `extra` properties first, then the broker's client settings and the
+ * app's kafka.* options (which win). Returns 0, AG_ECONFIG with librdkafka's text in err.
+ */
+int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b,
+		  struct ag_app *app, const struct ag__kv *extra, size_t nextra, void *opaque,
+		  char *err, size_t errlen);
+
+/* rd_kafka_new that frees conf on failure. */
+int ag__kafka_create(rd_kafka_t **out, rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
+		     size_t errlen);
+
+/*
+ * A non-blocking pipe librdkafka writes a byte to when q goes from empty to non-empty;
+ * fds[0] is for the loop to watch. Returns 0 or -errno.
+ */
+int ag__queue_fd(rd_kafka_queue_t *q, int fds[2]);
+void ag__queue_fd_drain(int fd);
+void ag__queue_fd_close(rd_kafka_queue_t *q, int fds[2]);
+
+/* Sets the worker's callbacks (errors, logs, deliveries, rebalances) on a client conf. */
+int ag__worker_conf_hooks(rd_kafka_conf_t *conf, rd_kafka_type_t type);
+
+#endif

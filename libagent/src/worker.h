@@ -1,0 +1,161 @@
+/*
+ * The worker: one libuv loop that drives librdkafka's consumer and producer through their
+ * queues' io-event fds, runs agents as coroutines, tracks acks and commits offsets, and
+ * keeps tables (LMDB + changelog). Private to the library.
+ */
+#ifndef AG_WORKER_H
+#define AG_WORKER_H
+
+#include <uv.h>
+#include <jansson.h>
+
+#include "acks.h"
+#include "coro.h"
+#include "internal.h"
+#include "store.h"
+
+/* Messages the loop takes from the consumer queue per turn (libuv reads 32 per stream). */
+#define AG__CONSUME_BUDGET 512
+/* Events an agent handles before it yields so other agents get their turn. */
+#define AG__AGENT_SLICE 64
+/* A partition's buffer pauses fetching at this many messages and resumes below the low mark. */
+#define AG__BUF_HIGH 4096
+#define AG__BUF_LOW 1024
+
+/* Consumer-side state of one partition of a source topic. */
+struct ag__tpart {
+	struct ag_topic *topic;
+	int32_t partition;
+	int assigned;
+	int ready;            /* tables recovered: the agent may see its events */
+	int paused;           /* fetching paused by back-pressure */
+	int recovering;       /* table partitions still restoring */
+	int revoking;         /* revoked, waiting for the commit cycle */
+	rd_kafka_message_t **buf; /* ring of fetched, not yet handed out messages */
+	uint32_t cap, head, count;
+	struct ag__acks acks; /* offsets handed out and their acks */
+	int have_pos;         /* acks hold a real position */
+	int64_t committed;    /* last committed position, -1 none */
+};
+
+enum ag__agent_state {
+	AG__AGENT_NEW = 0,
+	AG__AGENT_RUNNING,
+	AG__AGENT_WAIT_EVENT,
+	AG__AGENT_WAIT_SEND,
+	AG__AGENT_RUNNABLE,
+	AG__AGENT_DONE,
+};
+
+struct ag_event {
+	rd_kafka_message_t *msg;
+	struct ag__tpart *tp;
+	int acked;
+	json_t *json;
+	int json_tried;
+};
+
+struct ag_stream {
+	struct ag__agent_rt *rt;
+};
+
+struct ag__agent_rt {
+	struct ag_agent *agent;
+	struct ag__worker *w;
+	struct ag__coro *coro;
+	struct ag_stream stream;
+	struct ag_event ev; /* current event (ev.msg NULL: none) */
+	enum ag__agent_state state;
+	int queued;                 /* on the run queue */
+	struct ag__agent_rt *next;  /* run queue link */
+	uint32_t rr;                /* next partition to look at */
+	uint32_t slice;             /* events in the current slice */
+	uint64_t events, failures;
+};
+
+/* Table state of one partition. */
+struct ag__tpart_table;
+
+struct ag__worker {
+	struct ag_app *app;
+	uv_loop_t loop;
+	struct ag__broker broker;
+	struct ag__store *store;
+	rd_kafka_t *consumer, *producer, *restorer;
+	rd_kafka_queue_t *cq, *pq, *rq;
+	int cfd[2], pfd[2], rfd[2];
+	uv_poll_t cpoll, ppoll, rpoll;
+	uv_idle_t idle;
+	uv_timer_t commit_timer;
+	uv_signal_t sigint, sigterm;
+	int handles_open;
+
+	/* run queue of agents */
+	struct ag__agent_rt *runq_head, *runq_tail;
+	struct ag__agent_rt *current; /* agent running now */
+	int consume_more;             /* consumer budget ran out: continue next turn */
+	int restore_more;
+
+	/* producer: every message gets a sequence number; delivered ones are acked here */
+	uint64_t next_seq;
+	struct ag__acks delivered;
+	uint64_t inflight;
+	int send_waiters;
+
+	/* commit cycle */
+	int cycle_active;
+	int cycle_again;
+	uint64_t cycle_seq; /* producer messages before this one must be delivered */
+	int final_cycle;
+	struct ag__cycle *cycle;
+	struct ag__tables *tables; /* table.c's state */
+
+	/* lifecycle */
+	int stopping;      /* stop requested: agents get AG_EOF */
+	int closing;       /* final commit done: closing the consumer */
+	int exit_status;
+	int unassign_pending; /* revoke waits for a commit cycle */
+	int recovering;       /* table partitions being restored */
+
+	/* stats */
+	uint64_t events, sent, failed_deliveries;
+	uint64_t first_event_ns, last_delivery_ns;
+};
+
+/* Runs the worker until stopped. Returns the process exit status. */
+int ag__worker_run(struct ag_app *app);
+
+/* agent.c */
+int ag__agents_start(struct ag__worker *w);
+void ag__agents_free(struct ag__worker *w);
+void ag__agent_wake(struct ag__worker *w, struct ag__agent_rt *rt);
+void ag__agents_run(struct ag__worker *w);
+void ag__agents_wake_all(struct ag__worker *w, enum ag__agent_state from);
+int ag__agents_all_done(const struct ag__worker *w);
+void ag__event_release(struct ag__agent_rt *rt, int ack);
+struct ag__agent_rt *ag__agent_current(void);
+
+/* Kafka murmur2 partition of a key (Java client compatible). */
+int32_t ag__murmur2_partition(const void *key, size_t len, int32_t partitions);
+
+/* worker.c: produce with a sequence number; partition < 0: murmur2 of the key. */
+int ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+		const struct ag_bytes *key, const struct ag_bytes *value);
+void ag__worker_kick(struct ag__worker *w);
+
+/* table.c */
+int ag__tables_open(struct ag__worker *w);
+void ag__tables_close(struct ag__worker *w);
+/* Starts restoring the tables of tp; sets tp->ready when nothing is to restore. */
+int ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp);
+void ag__tables_revoke(struct ag__worker *w, struct ag__tpart *tp);
+/* Collects dirty entries into the cycle (producing changelog records). */
+int ag__tables_cycle_begin(struct ag__worker *w);
+/* Writes the collected entries and changelog offsets to LMDB. */
+int ag__tables_cycle_end(struct ag__worker *w);
+/* A changelog record was delivered. */
+void ag__tables_delivered(struct ag__worker *w, const rd_kafka_message_t *msg);
+/* Serves the restore consumer's queue. */
+void ag__tables_restore_poll(struct ag__worker *w);
+
+#endif
