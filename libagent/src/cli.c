@@ -1,15 +1,304 @@
-/* placeholder until the CLI lands */
-#include "internal.h"
+/*
+ * The faustc command line, shared by `faustc -A APP ...` and apps built as their own
+ * binary (ag_app_main). Commands follow Faust's: worker, send, agents, topics, broker.
+ * Exit status: 0 success, 1 runtime failure, 2 bad usage.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "worker.h"
+
+static const char usage_main[] =
+	"usage: faustc [-A APP] COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  worker    run the app's agents (hosts an embedded broker unless --broker is given)\n"
+	"  send      send a value to a topic or an agent: send TOPIC|@AGENT [--key K] [VALUE|--file F]\n"
+	"  agents    list the app's agents\n"
+	"  topics    list the app's topics (internal ones too)\n"
+	"  broker    run an embedded Kafka broker for several workers\n"
+	"\n"
+	"Options (before or after the command):\n"
+	"  -A, --app APP             app module: NAME (NAME.so/libNAME.so searched in ., $FAUSTC_PATH\n"
+	"                            and the build's examples dir) or a path to a .so\n"
+	"  -l, --loglevel LEVEL      debug, info, warn, error (default info)\n"
+	"  -b, --broker URL          kafka://host:9092,... or mock://host:port (from faustc broker);\n"
+	"                            default: the embedded broker (worker) or DATADIR/broker.addr\n"
+	"      --datadir DIR         data dir (default ./<app_id>-data)\n"
+	"      --kafka-config K=V    librdkafka property for every client (repeatable)\n"
+	"      --commit-interval S   seconds between offset commits (default 2.8)\n"
+	"  -h, --help                this help; `faustc COMMAND --help` for a command\n"
+	"      --version             print the version\n";
+
+static const char *const usage_cmd[][2] = {
+	{"worker", "usage: faustc -A APP worker [-l LEVEL] [--broker URL] [--datadir DIR]\n"
+		   "                 [--kafka-config K=V]... [--commit-interval S]\n"
+		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"},
+	{"send", "usage: faustc -A APP send TOPIC|@AGENT [--key K] [VALUE | --file FILE]\n"
+		 "                 [--broker URL] [--datadir DIR] [--timeout S]\n"
+		 "Validates and sends one VALUE (or one value per line of FILE; - is stdin).\n"
+		 "Without --broker it uses DATADIR/broker.addr written by a running worker.\n"},
+	{"agents", "usage: faustc -A APP agents\nLists the app's agents, their topics and sinks.\n"},
+	{"topics", "usage: faustc -A APP topics\nLists the app's topics with partitions and codecs.\n"},
+	{"broker", "usage: faustc [-A APP] broker [--addr-file FILE]\n"
+		   "Runs an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM.\n"
+		   "Prints the URL to pass to --broker (mock://127.0.0.1:PORT) and writes it to FILE.\n"
+		   "With -A it creates the app's topics with their partition counts.\n"},
+};
+
+enum {
+	OPT_DATADIR = 256,
+	OPT_KAFKA,
+	OPT_COMMIT,
+	OPT_KEY,
+	OPT_FILE,
+	OPT_ADDR_FILE,
+	OPT_TIMEOUT,
+	OPT_VERSION,
+};
+
+static const struct option options[] = {
+	{"app", required_argument, NULL, 'A'},
+	{"loglevel", required_argument, NULL, 'l'},
+	{"broker", required_argument, NULL, 'b'},
+	{"datadir", required_argument, NULL, OPT_DATADIR},
+	{"kafka-config", required_argument, NULL, OPT_KAFKA},
+	{"commit-interval", required_argument, NULL, OPT_COMMIT},
+	{"key", required_argument, NULL, OPT_KEY},
+	{"file", required_argument, NULL, OPT_FILE},
+	{"addr-file", required_argument, NULL, OPT_ADDR_FILE},
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+static const char *
+cmd_usage(const char *cmd)
+{
+	for (size_t i = 0; i < AG__ARRAY_SIZE(usage_cmd); i++)
+		if (cmd && strcmp(cmd, usage_cmd[i][0]) == 0)
+			return usage_cmd[i][1];
+	return NULL;
+}
+
+static int
+bad_usage(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "faustc: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nRun `faustc %s--help` for usage.\n", cmd ? cmd : "");
+	return 2;
+}
+
+static void
+list_agents(const struct ag_app *app)
+{
+	printf("%-24s %-32s %s\n", "AGENT", "TOPIC", "SINKS");
+	for (size_t i = 0; i < app->nagents; i++) {
+		const struct ag_agent *a = app->agents[i];
+		char sinks[512] = "";
+		size_t n = 0;
+		for (size_t j = 0; j < a->nsinks && n < sizeof(sinks) - 80; j++) {
+			const struct ag__sink *s = &a->sinks[j];
+			n += (size_t)snprintf(sinks + n, sizeof(sinks) - n, "%s%s%s", j ? ", " : "",
+					      s->kind == AG__SINK_TOPIC   ? "topic:"
+					      : s->kind == AG__SINK_AGENT ? "@"
+									  : "callback",
+					      s->kind == AG__SINK_TOPIC   ? s->topic->name
+					      : s->kind == AG__SINK_AGENT ? s->agent->name
+									  : "");
+		}
+		printf("%-24s %-32s %s\n", a->name, a->source->name, n ? sinks : "-");
+	}
+}
+
+static void
+list_topics(const struct ag_app *app)
+{
+	printf("%-40s %10s %-7s %-7s %s\n", "TOPIC", "PARTITIONS", "KEY", "VALUE", "KIND");
+	for (size_t i = 0; i < app->ntopics; i++) {
+		const struct ag_topic *t = app->topics[i];
+		printf("%-40s %10d %-7s %-7s %s\n", t->name, t->partitions,
+		       ag__codec_name(t->key_codec), ag__codec_name(t->value_codec),
+		       t->internal ? "internal" : "app");
+	}
+}
+
 AG_EXPORT int
 ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 {
-	(void)argc;
-	(void)argv;
-	(void)setup;
-	return 1;
-}
-AG_EXPORT void
-ag_app_stop(struct ag_app *app)
-{
-	(void)app;
+	const char *cmd = NULL, *addr_file = NULL;
+	struct ag__send_args send = {.timeout = 10.0};
+	int help = 0, status = 2, rc;
+	struct ag_app *app = NULL;
+	const char *positional[8];
+	int npositional = 0;
+	struct {
+		const char *name;
+		const char *value;
+	} opts[64];
+	size_t nopts = 0;
+
+	if (ag_app_new(&app) < 0)
+		return 1;
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int c = getopt_long(argc, argv, "-A:l:b:h", options, NULL);
+		if (c == -1)
+			break;
+		if (nopts >= AG__ARRAY_SIZE(opts) - 1) {
+			status = bad_usage(cmd, "too many options%s", "");
+			goto out;
+		}
+		switch (c) {
+		case 1:
+			if (!cmd)
+				cmd = optarg;
+			else if (npositional < (int)AG__ARRAY_SIZE(positional))
+				positional[npositional++] = optarg;
+			else {
+				status = bad_usage(cmd, "too many arguments: %s", optarg);
+				goto out;
+			}
+			break;
+		case 'A':
+			break; /* the faustc binary loaded the app already */
+		case 'l':
+			opts[nopts].name = "loglevel";
+			opts[nopts++].value = optarg;
+			break;
+		case 'b':
+			opts[nopts].name = "broker";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_DATADIR:
+			opts[nopts].name = "datadir";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_COMMIT:
+			opts[nopts].name = "commit_interval";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_KAFKA:
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				status = bad_usage(cmd, "--kafka-config wants KEY=VALUE, got '%s'", optarg);
+				goto out;
+			}
+			opts[nopts].name = "kafka.";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_KEY:
+			send.key = optarg;
+			break;
+		case OPT_FILE:
+			send.file = optarg;
+			break;
+		case OPT_ADDR_FILE:
+			addr_file = optarg;
+			break;
+		case OPT_TIMEOUT: {
+			char *end;
+			send.timeout = strtod(optarg, &end);
+			if (*end || end == optarg || !(send.timeout > 0)) {
+				status = bad_usage(cmd, "--timeout wants seconds > 0, got '%s'", optarg);
+				goto out;
+			}
+			break;
+		}
+		case 'h':
+			help = 1;
+			break;
+		case OPT_VERSION:
+			printf("faustc %s\n", FAUSTC_VERSION);
+			status = 0;
+			goto out;
+		case '?':
+		default:
+			if (optopt && optopt < 256)
+				status = bad_usage(cmd, "unknown or incomplete option -%c",
+						   (char[]){(char)optopt, 0});
+			else
+				status = bad_usage(cmd, "unknown or incomplete option %s",
+						   argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (help || !cmd) {
+		const char *u = cmd_usage(cmd);
+		fputs(u ? u : usage_main, help ? stdout : stderr);
+		status = help ? 0 : 2;
+		goto out;
+	}
+	if (!cmd_usage(cmd)) {
+		status = bad_usage(NULL, "unknown command '%s' (commands: worker, send, agents, "
+					 "topics, broker)",
+				   cmd);
+		goto out;
+	}
+	if (setup) {
+		rc = setup(app);
+		if (rc < 0) {
+			fprintf(stderr, "faustc: the app's setup failed: %s (%s)\n", ag_strerror(rc),
+				ag_err_name(rc));
+			status = 1;
+			goto out;
+		}
+	} else if (strcmp(cmd, "broker") != 0) {
+		status = bad_usage(cmd, "%s needs an app: pass -A APP", cmd);
+		goto out;
+	}
+	for (size_t i = 0; i < nopts; i++) {
+		if (strcmp(opts[i].name, "kafka.") == 0) {
+			char key[256];
+			const char *eq = strchr(opts[i].value, '=');
+			snprintf(key, sizeof(key), "kafka.%.*s", (int)(eq - opts[i].value),
+				 opts[i].value);
+			rc = ag_app_set_option(app, key, eq + 1);
+		} else {
+			rc = ag_app_set_option(app, opts[i].name, opts[i].value);
+		}
+		if (rc < 0) {
+			char what[512];
+			snprintf(what, sizeof(what), "%s '%s'", opts[i].name, opts[i].value);
+			status = bad_usage(cmd, "bad value for %s", what);
+			goto out;
+		}
+	}
+	if (setup && ag__app_finalize(app) < 0) {
+		status = 1;
+		goto out;
+	}
+	if (strcmp(cmd, "worker") == 0) {
+		if (npositional) {
+			status = bad_usage("worker ", "unexpected argument '%s'", positional[0]);
+			goto out;
+		}
+		status = ag__worker_run(app);
+	} else if (strcmp(cmd, "send") == 0) {
+		if (npositional < 1 || npositional > 2 || (npositional == 2 && send.file) ||
+		    (npositional == 1 && !send.file)) {
+			status = bad_usage("send ", "%s",
+					   "send wants TOPIC|@AGENT and either VALUE or --file FILE");
+			goto out;
+		}
+		send.target = positional[0];
+		send.value = npositional == 2 ? positional[1] : NULL;
+		status = ag__cmd_send(app, &send);
+	} else if (strcmp(cmd, "agents") == 0) {
+		list_agents(app);
+		status = 0;
+	} else if (strcmp(cmd, "topics") == 0) {
+		list_topics(app);
+		status = 0;
+	} else {
+		status = ag__broker_serve(setup ? app : NULL, addr_file);
+	}
+out:
+	ag_app_free(app);
+	return status;
 }

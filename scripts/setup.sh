@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what faustc needs from Debian (when missing) and builds it with meson.
+# Usage: scripts/setup.sh [BUILD_DIR [meson options...]]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential pkg-config meson ninja-build librdkafka-dev libuv1-dev liblmdb-dev
+	libmsgpack-dev libjansson-dev kcat clang libclang-rt-14-dev valgrind)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+build=${1:-build}
+shift || true
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" "$@" >/dev/null
+fi
+ninja -C "$build" >/dev/null
+echo "setup: built in $build" >&2

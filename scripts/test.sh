@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test suite: unit and broker tests on a
+# normal build, then all of them again under ASan/UBSan (clang). Ends with the summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+werror=-Dwerror=true
+scripts/setup.sh build "$werror"
+scripts/setup.sh build-asan "$werror" -Db_sanitize=address,undefined -Db_lundef=false \
+	--native-file scripts/clang.ini
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+status=0
+echo "== tests (gcc, debugoptimized)"
+meson test -C build --print-errorlogs || status=1
+echo "== tests (clang, ASan+UBSan)"
+meson test -C build-asan --print-errorlogs --timeout-multiplier 3 || status=1
+
+pass=0 fail=0
+for d in build build-asan; do
+	p=$(grep -c '"result": "OK"' "$d/meson-logs/testlog.json" || true)
+	f=$(grep -c '"result": "\(FAIL\|TIMEOUT\|ERROR\)"' "$d/meson-logs/testlog.json" || true)
+	pass=$((pass + p)) fail=$((fail + f))
+done
+echo "$pass passed, $fail failed"
+exit "$status"

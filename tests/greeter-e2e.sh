@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Broker suite: the greeter end to end, as a TAP script.
+#   1. exact greetings for a known sequence (workers on a shared `faustc broker`)
+#   2. a restart with the same data dir keeps counting
+#   3. a restart after deleting the data dir recovers counts from the changelog
+#   4. SIGKILL of a worker loses no greeting (at-least-once)
+#   5. embedded broker: the worker hosts it; a restart meets an empty broker and keeps state
+# Usage: greeter-e2e.sh BUILD_DIR
+set -uo pipefail
+build=$(cd "${1:?build dir}" && pwd)
+faustc="$build/cli/faustc"
+tmp=$(mktemp -d /tmp/faustc-e2e.XXXXXX)
+pids=()
+n=0 failed=0
+
+cleanup() {
+	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+	n=$((n + 1)) failed=$((failed + 1))
+	echo "not ok $n - $1"
+	shift
+	for l in "$@"; do echo "#   $l"; done
+}
+check_eq() { # what got expected
+	if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got: $2" "expected: $3"; fi
+}
+
+start_broker() {
+	"$faustc" broker --addr-file "$tmp/broker.url" >"$tmp/broker.out" 2>"$tmp/broker.log" &
+	broker_pid=$!
+	pids+=("$broker_pid")
+	for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
+	url=$(cat "$tmp/broker.url")
+	bootstrap=${url#mock://}
+}
+
+start_worker() { # datadir [extra args]
+	local dir=$1
+	shift
+	"$faustc" -A greeter worker --datadir "$dir" --commit-interval 0.3 -l info "$@" \
+		2>>"$dir.log" &
+	worker_pid=$!
+	pids+=("$worker_pid")
+}
+
+stop_worker() { # signal; sets worker_status
+	kill -"$1" "$worker_pid"
+	wait "$worker_pid"
+	worker_status=$?
+}
+
+send() { # name [extra args]
+	local name=$1
+	shift
+	"$faustc" -A greeter send names "{\"name\": \"$name\"}" --key "$name" "$@" >/dev/null
+}
+
+# Greetings as "key|greeting" lines in per-key order.
+greetings() { # bootstrap
+	kcat -b "$1" -C -t greetings -e -q -f '%k|%s\n' 2>/dev/null |
+		sed -E 's/^([^|]*)\|.*"greeting": ?"([^"]*)".*/\1|\2/'
+}
+
+wait_greetings() { # bootstrap count
+	for _ in $(seq 300); do
+		[ "$(greetings "$1" | wc -l)" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# 1. exact greetings
+start_broker
+check_eq "faustc broker prints a mock:// URL" "${url%%://*}" "mock"
+start_worker "$tmp/w1" --broker "$url"
+for name in Ann Bob Ann Ann Ann Cat; do send "$name" --broker "$url"; done
+wait_greetings "$bootstrap" 6
+got=$(greetings "$bootstrap" | grep '^Ann|' | cut -d'|' -f2 | paste -sd';')
+check_eq "Ann's greetings, in order" "$got" \
+	"Welcome Ann;Nice to see you again Ann;Third time is a charm Ann;Nice to see you at the 4-nth time Ann!"
+check_eq "Bob's greeting" "$(greetings "$bootstrap" | grep '^Bob|' | cut -d'|' -f2)" "Welcome Bob"
+check_eq "Cat's greeting" "$(greetings "$bootstrap" | grep '^Cat|' | cut -d'|' -f2)" "Welcome Cat"
+
+# 2. restart with the same data dir
+stop_worker TERM
+check_eq "worker exits 0 on SIGTERM" "$worker_status" "0"
+start_worker "$tmp/w1" --broker "$url"
+send Ann --broker "$url"
+wait_greetings "$bootstrap" 7
+check_eq "restart with the same data dir keeps counting" \
+	"$(greetings "$bootstrap" | grep '^Ann|' | tail -1 | cut -d'|' -f2)" \
+	"Nice to see you at the 5-nth time Ann!"
+stop_worker INT
+check_eq "worker exits 0 on SIGINT" "$worker_status" "0"
+
+# 3. empty data dir: recover from the changelog
+rm -rf "$tmp/w1"
+start_worker "$tmp/w1" --broker "$url"
+send Ann --broker "$url"
+send Bob --broker "$url"
+wait_greetings "$bootstrap" 9
+check_eq "counts recovered from the changelog (Ann)" \
+	"$(greetings "$bootstrap" | grep '^Ann|' | tail -1 | cut -d'|' -f2)" \
+	"Nice to see you at the 6-nth time Ann!"
+check_eq "counts recovered from the changelog (Bob)" \
+	"$(greetings "$bootstrap" | grep '^Bob|' | tail -1 | cut -d'|' -f2)" \
+	"Nice to see you again Bob"
+grep -q "restored seen_count" "$tmp/w1.log" && ok "the worker logged the restore" ||
+	not_ok "the worker logged the restore" "$(tail -5 "$tmp/w1.log")"
+
+# 4. SIGKILL loses no greeting
+before=$(greetings "$bootstrap" | wc -l)
+seq 1 300 | sed -E 's/^(.*)$/{"name": "k\1"}/' >"$tmp/names.txt"
+"$faustc" -A greeter send names --file "$tmp/names.txt" --broker "$url" >/dev/null
+sleep 0.4
+stop_worker KILL
+start_worker "$tmp/w1" --broker "$url"
+wait_greetings "$bootstrap" $((before + 300))
+missing=$(comm -23 <(seq 1 300 | sed 's/^/k/' | sort) \
+	<(greetings "$bootstrap" | grep '^k' | cut -d'|' -f1 | sort -u) | wc -l)
+check_eq "SIGKILL: every name got its greeting" "$missing" "0"
+wrong=$(greetings "$bootstrap" | grep '^k' | cut -d'|' -f2 | grep -vc '^Welcome k')
+check_eq "SIGKILL: replayed events were not counted twice past 2" \
+	"$(greetings "$bootstrap" | grep '^k' | cut -d'|' -f2 | grep -c 'Third time')" "0"
+echo "# replayed greetings after SIGKILL: $wrong"
+stop_worker TERM
+check_eq "worker after SIGKILL recovery exits 0" "$worker_status" "0"
+kill -TERM "$broker_pid"
+wait "$broker_pid"
+check_eq "faustc broker exits 0 on SIGTERM" "$?" "0"
+
+# 5. embedded broker in the worker
+start_worker "$tmp/w2"
+for _ in $(seq 100); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
+addr=$(cat "$tmp/w2/broker.addr")
+[ -n "$addr" ] && ok "the worker writes broker.addr" || not_ok "the worker writes broker.addr"
+send Dan --datadir "$tmp/w2"
+send Dan --datadir "$tmp/w2"
+wait_greetings "$addr" 2
+check_eq "embedded broker: greetings" "$(greetings "$addr" | cut -d'|' -f2 | paste -sd';')" \
+	"Welcome Dan;Nice to see you again Dan"
+stop_worker TERM
+check_eq "embedded worker exits 0" "$worker_status" "0"
+[ ! -e "$tmp/w2/broker.addr" ] && ok "broker.addr removed at exit" ||
+	not_ok "broker.addr removed at exit"
+start_worker "$tmp/w2"
+for _ in $(seq 100); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
+addr=$(cat "$tmp/w2/broker.addr")
+send Dan --datadir "$tmp/w2"
+wait_greetings "$addr" 1
+check_eq "embedded broker restarted empty: the count continues from LMDB" \
+	"$(greetings "$addr" | cut -d'|' -f2)" "Third time is a charm Dan"
+grep -q "publishing the local state again" "$tmp/w2.log" &&
+	ok "the worker noticed the changelog was behind and re-published" ||
+	not_ok "the worker noticed the changelog was behind and re-published"
+stop_worker TERM
+check_eq "embedded worker exits 0 again" "$worker_status" "0"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
