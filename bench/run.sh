@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Runs the faustc benchmark: the same consume-filter-produce pipe as a raw librdkafka loop
+# and as a faustc agent, against one embedded broker holding the same preloaded data.
+# Prints throughput, CPU per million events and peak RSS for each, and faustc/raw ratios.
+#
+# usage: bench/run.sh [BUILD_DIR]   (default: build; this script builds nothing)
+set -euo pipefail
+
+BUILD=${1:-build}
+EVENTS=240000
+TIMEOUT=300 # seconds each pipe may run before it is stopped
+
+FAUSTC=$BUILD/cli/faustc
+LOAD=$BUILD/bench/load
+RAW=$BUILD/bench/raw_pipe
+RUSAGE=$BUILD/bench/rusage
+APP=$BUILD/bench/pipe_app.so
+
+die() {
+	echo "run.sh: $*" >&2
+	exit 1
+}
+
+for f in "$FAUSTC" "$LOAD" "$RAW" "$RUSAGE"; do
+	[[ -x $f ]] || die "$f is missing or not executable; build first:" \
+		"meson setup $BUILD && ninja -C $BUILD"
+done
+[[ -f $APP ]] || die "$APP is missing; build first: meson setup $BUILD && ninja -C $BUILD"
+# faustc -A takes the module path as given; make it absolute so the worker finds it.
+APP=$(realpath "$APP")
+
+TMP=$(mktemp -d -t faustc-bench.XXXXXX)
+BROKER_PID=
+
+cleanup() {
+	if [[ -n $BROKER_PID ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
+		kill "$BROKER_PID" 2>/dev/null || true
+		wait "$BROKER_PID" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+show_log() {
+	echo "--- $1" >&2
+	tail -n 20 "$1" >&2 || true
+}
+
+# The broker: started with the bench app so it creates the app's topics with their
+# declared partition counts (the embedded broker cannot create topics on request).
+"$FAUSTC" -A "$APP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 100); do
+	[[ -s $TMP/addr ]] && break
+	kill -0 "$BROKER_PID" 2>/dev/null || {
+		show_log "$TMP/broker.log"
+		die "the broker exited before writing its address"
+	}
+	sleep 0.1
+done
+[[ -s $TMP/addr ]] || {
+	show_log "$TMP/broker.log"
+	die "the broker wrote no address to $TMP/addr within 10 s"
+}
+URL=$(head -n 1 "$TMP/addr")
+BOOTSTRAP=${URL#mock://}
+echo "broker: $URL"
+
+echo "loading $EVENTS events into withdrawals ..."
+EXPECTED=$("$LOAD" -b "$BOOTSTRAP" -n "$EVENTS") || die "load failed"
+echo "expected outputs (amount > 100): $EXPECTED"
+
+echo "running raw_pipe ..."
+if ! timeout "$TIMEOUT" "$RUSAGE" "$RAW" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED" \
+	>"$TMP/raw.out" 2>"$TMP/raw.err"; then
+	show_log "$TMP/raw.err"
+	die "raw_pipe failed"
+fi
+
+echo "running the faustc worker ..."
+if ! BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$FAUSTC" -A "$APP" worker \
+	--broker "$URL" --datadir "$TMP/data" -l warn >"$TMP/faustc.out" 2>"$TMP/faustc.err"; then
+	show_log "$TMP/faustc.err"
+	die "the faustc worker failed"
+fi
+
+kill "$BROKER_PID" 2>/dev/null || true
+wait "$BROKER_PID" 2>/dev/null || true
+BROKER_PID=
+
+# field NAME FILE: the number in the last NAME=NUMBER on the lines of FILE.
+field() {
+	local v
+	v=$(grep -o "\<$1=[0-9.]*" "$2" | tail -n 1 | cut -d= -f2) || true
+	[[ -n $v ]] || die "no $1= in $(cat "$2")"
+	echo "$v"
+}
+
+RAW_LINE=$TMP/raw.line
+grep '^raw events=' "$TMP/raw.out" >"$RAW_LINE" || die "raw_pipe printed no result line"
+grep '^rusage ' "$TMP/raw.err" >>"$RAW_LINE" || die "no rusage line for raw_pipe"
+FAUSTC_LINE=$TMP/faustc.line
+cat "$TMP/faustc.out" "$TMP/faustc.err" | grep 'stats: events=' >"$FAUSTC_LINE" ||
+	die "the worker logged no 'stats: events=N sent=M elapsed=S' line at -l warn"
+grep '^rusage ' "$TMP/faustc.err" >>"$FAUSTC_LINE" || die "no rusage line for the worker"
+
+re=$(field events "$RAW_LINE")
+ro=$(field outputs "$RAW_LINE")
+rt=$(field elapsed "$RAW_LINE")
+ru=$(field user "$RAW_LINE")
+rs=$(field sys "$RAW_LINE")
+rr=$(field maxrss_kb "$RAW_LINE")
+fe=$(field events "$FAUSTC_LINE")
+fo=$(field sent "$FAUSTC_LINE")
+ft=$(field elapsed "$FAUSTC_LINE")
+fu=$(field user "$FAUSTC_LINE")
+fs=$(field sys "$FAUSTC_LINE")
+fr=$(field maxrss_kb "$FAUSTC_LINE")
+
+awk -v want="$EVENTS" -v expected="$EXPECTED" \
+	-v re="$re" -v ro="$ro" -v rt="$rt" -v ru="$ru" -v rs="$rs" -v rr="$rr" \
+	-v fe="$fe" -v fo="$fo" -v ft="$ft" -v fu="$fu" -v fs="$fs" -v fr="$fr" '
+function check(name, events, outputs) {
+	if (events != want || outputs != expected) {
+		printf "WARNING: %s processed %d events and delivered %d outputs; " \
+			"expected %d and %d\n", name, events, outputs, want, expected
+		bad = 1
+	}
+}
+BEGIN {
+	check("raw", re, ro)
+	check("faustc", fe, fo)
+	if (rt <= 0 || ft <= 0 || re <= 0 || fe <= 0 || rr <= 0) {
+		print "ERROR: a measured value is zero; no rates or ratios"
+		exit 1
+	}
+	r_rate = re / rt
+	f_rate = fe / ft
+	r_cpu = (ru + rs) / re * 1e6
+	f_cpu = (fu + fs) / fe * 1e6
+	printf "\n%-8s %8s %10s %10s %14s %9s\n", "", "events", "elapsed s", "events/s",
+		"CPU s/1M ev", "RSS MiB"
+	printf "%-8s %8d %10.3f %10.0f %14.3f %9.1f\n", "raw", re, rt, r_rate, r_cpu, rr / 1024
+	printf "%-8s %8d %10.3f %10.0f %14.3f %9.1f\n", "faustc", fe, ft, f_rate, f_cpu, fr / 1024
+	rate_ratio = f_rate / r_rate
+	cpu_ratio = f_cpu / r_cpu
+	printf "\nfaustc/raw events/s:  %.2f (target >= 0.80: %s)\n", rate_ratio,
+		(rate_ratio >= 0.80 ? "met" : "NOT met")
+	printf "faustc/raw CPU/event: %.2f (target <= 1.50: %s)\n", cpu_ratio,
+		(cpu_ratio <= 1.50 ? "met" : "NOT met")
+	printf "faustc/raw peak RSS:  %.2f\n", fr / rr
+	exit bad
+}'
