@@ -499,7 +499,9 @@ metadata_all(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 	uint64_t start = ag__now_ns();
 	int backoff = 250;
 	for (;;) {
-		rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, md, METADATA_MS);
+		double left = wait_s(b) - elapsed_s(start);
+		int ms = left * 1000 < METADATA_MS ? (int)(left * 1000) : METADATA_MS;
+		rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, md, ms > 100 ? ms : 100);
 		if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return 0;
 		if (elapsed_s(start) + backoff / 1000.0 >= wait_s(b)) {
