@@ -598,25 +598,33 @@ request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 		        names, b->bootstrap);
 		return AG_ETOPIC;
 	}
-	for (size_t i = 0; i < app->ntopics; i++) {
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, CONTROL_TOPIC, NULL);
+	if (!rkt) {
+		snprintf(err, errlen, "cannot use the control topic of %s: %s", b->bootstrap,
+		         rd_kafka_err2str(rd_kafka_last_error()));
+		return AG_EKAFKA;
+	}
+	int rc = 0;
+	for (size_t i = 0; i < app->ntopics && rc == 0; i++) {
 		const struct ag_topic *t = app->topics[i];
 		if (md_find(md, t->name))
 			continue;
 		char req[512];
 		int n = snprintf(req, sizeof(req), "create %s %d", t->name, t->partitions);
-		rd_kafka_resp_err_t e =
-		        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(CONTROL_TOPIC),
-		                          RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_VALUE(req, (size_t)n),
-		                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-		if (e) {
+		if (rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, req, (size_t)n, NULL, 0, NULL) <
+		    0) {
 			snprintf(err, errlen, "cannot ask the broker at %s to create %s: %s",
-			         b->bootstrap, t->name, rd_kafka_err2str(e));
-			return AG_EKAFKA;
+			         b->bootstrap, t->name, rd_kafka_err2str(rd_kafka_last_error()));
+			rc = AG_EKAFKA;
+			break;
 		}
 		ag__log(app, AG_LOG_INFO,
 		        "asked the broker at %s to create topic %s (%d partitions)", b->bootstrap,
 		        t->name, t->partitions);
 	}
+	rd_kafka_topic_destroy(rkt);
+	if (rc < 0)
+		return rc;
 	rd_kafka_resp_err_t e = rd_kafka_flush(rk, (int)(wait_s(b) * 1000));
 	if (e) {
 		snprintf(err, errlen,

@@ -271,23 +271,27 @@ produce_all(rd_kafka_t *rk, const struct ag_topic *t, const struct ag__send_args
             const struct values *v)
 {
 	size_t klen = args->key ? strlen(args->key) : 0;
-	for (size_t i = 0; i < v->n; i++) {
-		for (;;) {
-			rd_kafka_resp_err_t e = rd_kafka_producev(
-			        rk, RD_KAFKA_V_TOPIC(t->name), RD_KAFKA_V_KEY(args->key, klen),
-			        RD_KAFKA_V_VALUE(v->ptr[i], v->len[i]),
-			        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-			if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-				break;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, t->name, NULL);
+	if (!rkt) {
+		say("cannot send to %s: %s", t->name, rd_kafka_err2str(rd_kafka_last_error()));
+		return 1;
+	}
+	int status = 0;
+	for (size_t i = 0; i < v->n && status == 0; i++) {
+		while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, v->ptr[i],
+		                        v->len[i], args->key, klen, NULL) < 0) {
+			rd_kafka_resp_err_t e = rd_kafka_last_error();
 			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 				say("cannot send to %s: %s", t->name, rd_kafka_err2str(e));
-				return 1;
+				status = 1;
+				break;
 			}
 			rd_kafka_poll(rk, 100);
 		}
 		rd_kafka_poll(rk, 0);
 	}
-	return 0;
+	rd_kafka_topic_destroy(rkt);
+	return status;
 }
 
 int
