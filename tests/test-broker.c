@@ -249,6 +249,12 @@ test_embedded(void)
 		unlink(addr_path);
 	}
 
+	struct ag_app *bad = app_new("t1", "/proc/faustc-no/such", NULL);
+	rc = ag__broker_open(&b, bad, 1, err, sizeof(err));
+	ok_int_eq(rc, AG_ECONFIG, "a data dir that cannot be created is AG_ECONFIG");
+	ok(strstr(err, "cannot create the data dir /proc/faustc-no/such") != NULL, "%s", err);
+	ag_app_free(bad);
+
 	rc = ag__broker_open(&b, app, 0, err, sizeof(err));
 	ok_int_eq(rc, AG_ENOBROKER, "host=0 without broker.addr is AG_ENOBROKER");
 	ok(strstr(err, "broker.addr does not exist") && strstr(err, "--broker"),

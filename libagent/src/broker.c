@@ -321,7 +321,7 @@ open_embedded(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot create the data dir %s: %s; check the --datadir path",
 		         dir, strerror(-rc));
-		return rc;
+		return AG_ECONFIG;
 	}
 	if ((rc = addr_path(app, &path)) < 0)
 		return rc;
@@ -348,7 +348,7 @@ open_embedded(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen
 		snprintf(err, errlen, "cannot write the broker address to %s: %s", path,
 		         strerror(-rc));
 		free(path);
-		return rc;
+		return AG_ECONFIG;
 	}
 	b->addr_file = path;
 	ag__log(app, AG_LOG_INFO, "embedded broker at %s (address in %s)", b->bootstrap, path);
