@@ -132,6 +132,7 @@ struct ag__broker {
 	struct rd_kafka_mock_cluster_s *mock; /* EMBEDDED: the hosted cluster */
 	rd_kafka_t *mock_rk;              /* EMBEDDED: the handle that owns it */
 	char *addr_file;                  /* EMBEDDED: <datadir>/broker.addr we wrote */
+	double wait; /* seconds ensure_topics waits for an unreachable broker; 0 = 30 */
 };
 
 /* The URL scheme of a `faustc broker`: "mock://127.0.0.1:PORT". */
@@ -157,10 +158,12 @@ void ag__broker_close(struct ag__broker *b);
 /*
  * Fills a client configuration: bootstrap.servers, settings tuned for the mock when the
  * broker is embedded/mock (short fetch wait, session timeout > 3 s), then the app's
- * "kafka.*" options. Returns 0, AG_ECONFIG with librdkafka's message in err.
+ * "kafka.*" options. `type` is the client the conf is for: consumer-only settings are left
+ * out of a producer's conf (librdkafka warns about them at rd_kafka_new).
+ * Returns 0, AG_ECONFIG with librdkafka's message in err.
  */
 int ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app,
-			   rd_kafka_conf_t *conf, char *err, size_t errlen);
+			   rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t errlen);
 
 /*
  * Makes sure every topic the app declares (internal ones included) exists with its
