@@ -45,7 +45,7 @@ ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, stru
 			return AG_ECONFIG;
 		}
 	}
-	int rc = ag__broker_client_conf(b, app, conf, err, errlen);
+	int rc = ag__broker_client_conf(b, app, type, conf, err, errlen);
 	if (rc < 0) {
 		rd_kafka_conf_destroy(conf);
 		return rc;
