@@ -179,7 +179,7 @@ map_grow(struct ag__store *s)
 	size_t size = info.me_mapsize * 2;
 	rc = mdb_env_set_mapsize(s->env, size);
 	if (rc == 0)
-		ag__log(NULL, AG_LOG_DEBUG, "table store at %s: map grown to %zu MiB", s->dir,
+		ag__log(NULL, AG_LOG_INFO, "table store at %s: map grown to %zu MiB", s->dir,
 		        size >> 20);
 	return rc;
 }
