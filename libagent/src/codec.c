@@ -121,6 +121,13 @@ validate_string(struct ag_bytes data, char *err, size_t errlen)
 static int
 validate_json(struct ag_bytes data, char *err, size_t errlen)
 {
+	/* No raw NUL is valid JSON text, but jansson skips one between tokens. */
+	const char *nul = data.len ? memchr(data.ptr, '\0', data.len) : NULL;
+	if (nul) {
+		snprintf(err, errlen, "json: NUL byte at byte %zu",
+		         (size_t)(nul - (const char *)data.ptr));
+		return AG_EDECODE;
+	}
 	json_error_t jerr;
 	json_t *v = json_loadb(data.ptr ? data.ptr : "", data.len, CODEC_JSON_FLAGS, &jerr);
 	if (v) {
