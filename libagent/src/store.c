@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <lmdb.h>
@@ -23,6 +24,9 @@
 
 /* Keys are built on the stack; LMDB's default build limits keys to 511 bytes. */
 #define STORE_KEY_MAX 511
+
+/* Free space below which an EIO from a write is taken for a full disk. */
+#define STORE_FULL_BELOW ((uint64_t)1 << 20)
 
 /* The meta key prefix for changelog offsets: "clog", NUL. */
 #define STORE_CLOG "clog"
@@ -106,6 +110,21 @@ data_key(const struct ag__store *s, struct store_key *k, const char *table, int3
 	return 0;
 }
 
+/*
+ * Is the filesystem of the store full? LMDB reports a short write as EIO, not ENOSPC, so an
+ * EIO with (almost) no space left is taken for a full disk.
+ */
+static int
+disk_full(const struct ag__store *s, int rc)
+{
+	if (rc == ENOSPC || rc == EDQUOT)
+		return 1;
+	struct statvfs st;
+	if (rc != EIO || statvfs(s->dir, &st) < 0)
+		return 0;
+	return (uint64_t)st.f_bavail * st.f_frsize < STORE_FULL_BELOW;
+}
+
 /* Converts an LMDB code to ours, logging LMDB's message for anything unexpected. */
 static int
 store_err(const struct ag__store *s, int rc, const char *what)
@@ -114,16 +133,18 @@ store_err(const struct ag__store *s, int rc, const char *what)
 		return -ENOENT;
 	if (rc == ENOMEM)
 		return -ENOMEM;
-	if (rc == ENOSPC) {
+	if (disk_full(s, rc)) {
 		ag__log(NULL, AG_LOG_ERROR,
 		        "table store at %s: %s failed: disk full (%s); nothing of it was written. "
 		        "Free space on the filesystem of --datadir or move --datadir to a larger "
 		        "one",
-		        s->dir, what, mdb_strerror(rc));
+		        s->dir, what, mdb_strerror(rc == EDQUOT ? EDQUOT : ENOSPC));
 		return -ENOSPC;
 	}
-	ag__log(NULL, AG_LOG_ERROR, "table store at %s: %s failed: %s", s->dir, what,
-	        mdb_strerror(rc));
+	ag__log(NULL, AG_LOG_ERROR, "table store at %s: %s failed: %s%s", s->dir, what,
+	        mdb_strerror(rc),
+	        rc == MDB_PANIC ? "; the store cannot be written any more: restart the worker"
+	                        : "");
 	return AG_ESTORE;
 }
 
