@@ -199,7 +199,9 @@ map_grow(struct ag__store *s)
 		return MDB_MAP_FULL;
 	size_t size = info.me_mapsize * 2;
 	rc = mdb_env_set_mapsize(s->env, size);
-	if (rc == 0)
+	if (rc) /* no address space for it: keep the map LMDB had, rather than none */
+		mdb_env_set_mapsize(s->env, info.me_mapsize);
+	else
 		ag__log(NULL, AG_LOG_INFO, "table store at %s: map grown to %zu MiB", s->dir,
 		        size >> 20);
 	return rc;
@@ -355,11 +357,18 @@ ag__store_open(struct ag__store **out, const char *dir, unsigned flags, char *er
 	if (rc)
 		return open_fail(s, dir, rc, errbuf, errlen);
 	rc = mdb_env_set_maxdbs(s->env, 2);
-	/* A reader takes the size the writer recorded; a writer starts at least this big. */
-	if (rc == 0 && !rdonly)
-		rc = mdb_env_set_mapsize(s->env, STORE_MAP_INITIAL);
 	if (rc == 0)
 		rc = mdb_env_open(s->env, dir, MDB_NOTLS | (rdonly ? MDB_RDONLY : 0), 0666);
+	/*
+	 * The map keeps the size the last writer recorded (set before the open, a smaller size
+	 * would shrink it to the data and make the next write grow it again); a new store
+	 * starts at STORE_MAP_INITIAL.
+	 */
+	MDB_envinfo info;
+	if (rc == 0 && !rdonly)
+		rc = mdb_env_info(s->env, &info);
+	if (rc == 0 && !rdonly && info.me_mapsize < STORE_MAP_INITIAL)
+		rc = mdb_env_set_mapsize(s->env, STORE_MAP_INITIAL);
 	if (rc)
 		return open_fail(s, dir, rc, errbuf, errlen);
 	int keymax = mdb_env_get_maxkeysize(s->env);
