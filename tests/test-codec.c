@@ -441,8 +441,11 @@ test_garbage(void)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		void *copy = malloc(bad[i].b.len ? bad[i].b.len : 1);
 		memcpy(copy, bad[i].b.ptr, bad[i].b.len);
+		memset(&out, 0x5a, sizeof(out));
+		struct ag__val before = out;
 		ok_int_eq(ag__val_decode((struct ag_bytes){copy, bad[i].b.len}, &out), AG_EDECODE,
 		          "decode rejects %s", bad[i].what);
+		ok(memcmp(&out, &before, sizeof(out)) == 0, "  and leaves out alone");
 		free(copy);
 	}
 	/* Random bytes: any answer but a crash or an overread (ASan watches). */

@@ -282,13 +282,11 @@ ag__val_decode(struct ag_bytes data, struct ag__val *out)
 	unsigned char c = p[0];
 	size_t width = 0; /* payload (or length field) bytes after the format byte */
 	int kind; /* 'u' uint, 'i' int, 'f' float32, 'd' float64, 'b' bytes */
-	if (c <= 0x7f) {
-		*out = (struct ag__val){.type = AG__VAL_I64, .i64 = c};
-		return n == 1 ? 0 : AG_EDECODE;
-	}
-	if (c >= 0xe0) {
+	if (c <= 0x7f || c >= 0xe0) { /* positive and negative fixint */
+		if (n != 1)
+			return AG_EDECODE;
 		*out = (struct ag__val){.type = AG__VAL_I64, .i64 = (int8_t)c};
-		return n == 1 ? 0 : AG_EDECODE;
+		return 0;
 	}
 	if (c >= 0xa0 && c <= 0xbf) { /* fixstr */
 		size_t len = c & 0x1f;

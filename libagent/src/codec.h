@@ -53,7 +53,7 @@ int ag__val_encode(const struct ag__val *v, void *buf, size_t cap);
  * Decodes a msgpack scalar (int, uint, float32/64, bin, str) that fills data exactly.
  * Ints come back as I64 (uint64 above INT64_MAX is AG_EDECODE), floats as F64, bin and str
  * as BYTES borrowed from data. Never reads outside data. Returns 0, AG_EDECODE (nil, bool,
- * containers, ext, truncated input, trailing bytes).
+ * containers, ext, truncated input, trailing bytes; *out is then untouched).
  */
 int ag__val_decode(struct ag_bytes data, struct ag__val *out);
 
