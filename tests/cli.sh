@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# CLI argument errors and listings, as a TAP script. Usage: cli.sh BUILD_DIR
+set -uo pipefail
+build=$(cd "${1:?build dir}" && pwd)
+faustc="$build/cli/faustc"
+tmp=$(mktemp -d /tmp/faustc-cli.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+n=0 failed=0
+
+# expect STATUS PATTERN what -- command...: exit status and a line matching PATTERN (stdout+stderr)
+expect() {
+	local status=$1 pattern=$2 what=$3
+	shift 4
+	out=$("$@" 2>&1)
+	got=$?
+	n=$((n + 1))
+	if [ "$got" -eq "$status" ] && grep -qE -- "$pattern" <<<"$out"; then
+		echo "ok $n - $what"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $what"
+		echo "#   status $got (expected $status), output:"
+		sed 's/^/#     /' <<<"$out" | head -10
+		echo "#   expected a line matching: $pattern"
+	fi
+}
+
+expect 0 'usage: faustc' "faustc --help" -- "$faustc" --help
+expect 2 'usage: faustc' "no command: usage on stderr, status 2" -- "$faustc"
+expect 0 '^faustc [0-9]' "--version" -- "$faustc" --version
+expect 2 "unknown app 'nosuchapp'; searched:" "unknown app names the paths searched" -- \
+	"$faustc" -A nosuchapp worker
+expect 2 "examples" "the examples dir is searched" -- "$faustc" -A nosuchapp worker
+expect 2 "unknown command 'frobnicate'" "unknown command" -- "$faustc" -A greeter frobnicate
+expect 2 "unknown or incomplete option --bogus" "unknown option" -- "$faustc" -A greeter worker --bogus
+expect 2 "needs an app: pass -A APP" "worker without an app" -- "$faustc" worker
+expect 2 "bad value for loglevel 'loud'" "bad log level" -- "$faustc" -A greeter worker -l loud
+expect 2 "bad value for commit_interval" "bad commit interval" -- \
+	"$faustc" -A greeter worker --commit-interval -1
+expect 2 "KEY=VALUE" "bad --kafka-config" -- "$faustc" -A greeter worker --kafka-config nonsense
+expect 0 "usage: faustc -A APP worker" "worker --help" -- "$faustc" -A greeter worker --help
+expect 0 "usage: faustc -A APP send" "send --help" -- "$faustc" -A greeter send --help
+expect 2 "send wants TOPIC" "send without a value" -- "$faustc" -A greeter send names
+expect 0 "^greet +names +topic:greetings" "agents lists greet with its topic and sink" -- \
+	"$faustc" -A greeter agents
+expect 0 "^greeter-seen_count-changelog +8 .*internal" "topics lists the changelog" -- \
+	"$faustc" -A greeter topics
+expect 0 "^names +8 +string +raw +app" "topics lists names" -- "$faustc" -A greeter topics
+expect 0 "^greet " "-A takes a path" -- "$faustc" -A "$build/examples/greeter.so" agents
+expect 0 "^greet " "FAUSTC_PATH is searched" -- env FAUSTC_PATH="$tmp:$build/examples" \
+	"$faustc" -A greeter agents
+expect 0 "^greet " "the app as its own binary" -- "$build/examples/greeter" agents
+expect 1 "no broker: .*broker.addr does not exist" "send without a broker says what to do" -- \
+	"$faustc" -A greeter send names Ann --datadir "$tmp/none"
+expect 2 "unknown topic" "send to an unknown topic" -- \
+	"$faustc" -A greeter send nosuchtopic x --datadir "$tmp/none"
+echo "1..$n"
+[ "$failed" -eq 0 ]
