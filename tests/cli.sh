@@ -52,7 +52,7 @@ expect 0 "^greet " "FAUSTC_PATH is searched" -- env FAUSTC_PATH="$tmp:$build/exa
 expect 0 "^greet " "the app as its own binary" -- "$build/examples/greeter" agents
 expect 1 "no broker: .*broker.addr does not exist" "send without a broker says what to do" -- \
 	"$faustc" -A greeter send names Ann --datadir "$tmp/none"
-expect 2 "unknown topic" "send to an unknown topic" -- \
+expect 2 "declares no topic nosuchtopic; send to one of: names" "send to an unknown topic" -- \
 	"$faustc" -A greeter send nosuchtopic x --datadir "$tmp/none"
 echo "1..$n"
 [ "$failed" -eq 0 ]

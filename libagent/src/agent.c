@@ -358,7 +358,7 @@ ag_event_json(struct ag_event *ev)
 	if (!ev->json_tried) {
 		ev->json_tried = 1;
 		if (ev->msg->payload)
-			ev->json = json_loadb(ev->msg->payload, ev->msg->len, JSON_DECODE_ANY, NULL);
+			ev->json = json_loadb(ev->msg->payload, ev->msg->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	}
 	return ev->json;
 }

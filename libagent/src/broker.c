@@ -433,7 +433,6 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 	        {"topic.metadata.refresh.interval.ms", "2000"},
 	        {"socket.nagle.disable", "true"},
 	        {"broker.address.family", "v4"},
-	        {"allow.auto.create.topics", "false"},
 	};
 	/* The mock's group joins take ~3 s: the session must be longer. */
 	static const char *const mock_consumer[][2] = {

@@ -31,6 +31,7 @@
 static void cycle_start(struct ag__worker *w);
 static void cycle_check(struct ag__worker *w);
 static void begin_close(struct ag__worker *w);
+static void on_idle(uv_idle_t *h);
 
 struct ag__cycle {
 	rd_kafka_topic_partition_list_t *offsets;
@@ -40,7 +41,7 @@ void
 ag__worker_kick(struct ag__worker *w)
 {
 	if (w->handles_open && !uv_is_active((uv_handle_t *)&w->idle))
-		uv_idle_start(&w->idle, NULL); /* callback is set in worker_run */
+		uv_idle_start(&w->idle, on_idle);
 }
 
 static int
@@ -510,11 +511,27 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 /* ---- lifecycle ---- */
 
 static void
+on_close_tick(uv_timer_t *h)
+{
+	struct ag__worker *w = h->data;
+	if (ag__now_ns() - w->stop_ns > 15ull * 1000000000u) {
+		ag__log(w->app, AG_LOG_WARN, "the consumer did not close within 15 s; exiting anyway");
+		close_handles(w);
+		return;
+	}
+	consumer_serve(w);
+	after_work(w);
+}
+
+static void
 begin_close(struct ag__worker *w)
 {
 	if (w->closing)
 		return;
 	w->closing = 1;
+	/* Serve the consumer queue until the group is left, whether or not the fd fires. */
+	uv_timer_stop(&w->commit_timer);
+	uv_timer_start(&w->commit_timer, on_close_tick, 20, 20);
 	rd_kafka_error_t *e = rd_kafka_consumer_close_queue(w->consumer, w->cq);
 	if (e) {
 		ag__log(w->app, AG_LOG_WARN, "closing the consumer: %s", rd_kafka_error_string(e));
@@ -553,7 +570,7 @@ ag_app_stop(struct ag_app *app)
 	if (!w || w->stopping)
 		return;
 	w->stopping = 1;
-	uv_poll_stop(&w->cpoll);
+	w->stop_ns = ag__now_ns();
 	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
 	ag__worker_kick(w);
 }
@@ -756,9 +773,6 @@ ag__worker_run(struct ag_app *app)
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out_store;
 	}
-	if (w->broker.kind == AG__BROKER_EMBEDDED)
-		ag__log(app, AG_LOG_INFO, "embedded broker at %s (written to %s/broker.addr)",
-			w->broker.bootstrap, datadir);
 	if ((rc = ag__broker_ensure_topics(&w->broker, app, err, sizeof(err))) < 0) {
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out_broker;
@@ -768,8 +782,6 @@ ag__worker_run(struct ag_app *app)
 	app->worker = w;
 	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
 		goto out_loop;
-	uv_idle_start(&w->idle, on_idle);
-	uv_idle_stop(&w->idle);
 	if ((rc = ag__tables_open(w)) < 0 || (rc = ag__agents_start(w)) < 0 ||
 	    (rc = subscribe(w)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));

@@ -116,6 +116,7 @@ struct ag__worker {
 	int exit_status;
 	int unassign_pending; /* revoke waits for a commit cycle */
 	int recovering;       /* table partitions being restored */
+	uint64_t stop_ns;
 
 	/* stats */
 	uint64_t events, sent, failed_deliveries;
