@@ -25,10 +25,13 @@
 #define CENTS_RANGE 20000 /* amount in [0, 200) with two decimals */
 #define LARGE_CENTS 10000 /* amount > 100 */
 
+/* Producer topic handle, destroyed before the producer. */
+static rd_kafka_topic_t *produce_rkt;
+
 static const char *const countries[32] = {
-        "US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "SE", "NO", "DK",
-        "FI", "PL", "PT", "IE", "AT", "CH", "CZ", "GR", "HU", "RO", "CA",
-        "MX", "BR", "AR", "JP", "KR", "CN", "IN", "AU", "NZ", "ZA",
+	"US", "GB", "DE", "FR", "ES", "IT", "NL", "BE", "SE", "NO", "DK",
+	"FI", "PL", "PT", "IE", "AT", "CH", "CZ", "GR", "HU", "RO", "CA",
+	"MX", "BR", "AR", "JP", "KR", "CN", "IN", "AU", "NZ", "ZA",
 };
 
 static long delivery_errors;
@@ -51,7 +54,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 		return;
 	if (delivery_errors++ == 0)
 		fprintf(stderr, "load: delivery to %s [%" PRId32 "] failed: %s\n", TOPIC,
-		        msg->partition, rd_kafka_err2str(msg->err));
+			msg->partition, rd_kafka_err2str(msg->err));
 }
 
 static int
@@ -78,18 +81,18 @@ check_partitions(rd_kafka_t *rk)
 	err = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
 	if (err) {
 		fprintf(stderr, "load: metadata for %s: %s (is the broker at the address?)\n",
-		        TOPIC, rd_kafka_err2str(err));
+			TOPIC, rd_kafka_err2str(err));
 		goto out;
 	}
 	if (md->topic_cnt != 1 || md->topics[0].err) {
 		fprintf(stderr, "load: topic %s: %s\n", TOPIC,
-		        md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in metadata");
+			md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not in metadata");
 	} else if (md->topics[0].partition_cnt != PARTITIONS) {
 		fprintf(stderr,
-		        "load: topic %s has %d partitions, the workload needs %d; create it "
-		        "before loading (start the broker with the bench app: faustc -A "
-		        "pipe_app.so broker)\n",
-		        TOPIC, md->topics[0].partition_cnt, PARTITIONS);
+			"load: topic %s has %d partitions, the workload needs %d; create it "
+			"before loading (start the broker with the bench app: faustc -A "
+			"pipe_app.so broker)\n",
+			TOPIC, md->topics[0].partition_cnt, PARTITIONS);
 	} else {
 		rc = 0;
 	}
@@ -105,17 +108,20 @@ produce_one(rd_kafka_t *rk, const char *key, size_t key_len, const char *value, 
 	rd_kafka_resp_err_t err;
 
 	for (;;) {
-		err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
-		                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                        RD_KAFKA_V_KEY(key, key_len),
-		                        RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_END);
+		if (!produce_rkt)
+			produce_rkt = rd_kafka_topic_new(rk, TOPIC, NULL);
+		err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (!produce_rkt ||
+		    rd_kafka_produce(produce_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+				     (void *)value, value_len, key, key_len, NULL) == -1)
+			err = rd_kafka_last_error();
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(rk, 50);
 	}
 	if (err) {
 		fprintf(stderr, "load: produce to %s key %.*s: %s\n", TOPIC, (int)key_len, key,
-		        rd_kafka_err2str(err));
+			rd_kafka_err2str(err));
 		return -EIO;
 	}
 	rd_kafka_poll(rk, 0);
@@ -185,9 +191,9 @@ main(int argc, char **argv)
 		const char *country = countries[next_random(&seed) % 32];
 		int key_len = snprintf(key, sizeof(key), "acct-%d", account);
 		int value_len = snprintf(value, sizeof(value),
-		                         "{\"account\": \"%s\", \"amount\": %d.%02d, "
-		                         "\"country\": \"%s\"}",
-		                         key, cents / 100, cents % 100, country);
+					 "{\"account\": \"%s\", \"amount\": %d.%02d, "
+					 "\"country\": \"%s\"}",
+					 key, cents / 100, cents % 100, country);
 
 		if (cents > LARGE_CENTS)
 			large++;
@@ -197,17 +203,19 @@ main(int argc, char **argv)
 
 	if (rd_kafka_flush(rk, 60000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		fprintf(stderr, "load: %d messages not delivered after 60 s\n",
-		        rd_kafka_outq_len(rk));
+			rd_kafka_outq_len(rk));
 		goto out;
 	}
 	if (delivery_errors) {
 		fprintf(stderr, "load: %ld of %ld messages failed delivery\n", delivery_errors,
-		        count);
+			count);
 		goto out;
 	}
 	printf("%ld\n", large);
 	rc = 0;
 out:
+	if (produce_rkt)
+		rd_kafka_topic_destroy(produce_rkt);
 	rd_kafka_destroy(rk);
 	return rc;
 }

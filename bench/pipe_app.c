@@ -78,13 +78,13 @@ static int
 setup(struct ag_app *app)
 {
 	const struct ag_topic_opts in_opts = {
-	        .partitions = 8,
-	        .key_codec = AG_CODEC_RAW,
-	        .value_codec = AG_CODEC_JSON,
+		.partitions = 8,
+		.key_codec = AG_CODEC_RAW,
+		.value_codec = AG_CODEC_JSON,
 	};
 	const struct ag_topic_opts out_opts = {
-	        .partitions = 8,
-	        .value_codec = AG_CODEC_JSON,
+		.partitions = 8,
+		.value_codec = AG_CODEC_JSON,
 	};
 	const char *env = getenv("BENCH_EVENTS");
 	struct ag_topic *withdrawals;

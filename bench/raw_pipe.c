@@ -20,6 +20,9 @@
 
 #define IN_TOPIC "withdrawals"
 #define OUT_TOPIC "large"
+
+/* Producer topic handle, destroyed before the producer. */
+static rd_kafka_topic_t *produce_rkt;
 #define GROUP_ID "bench-raw"
 #define BATCH 1000
 #define STALL_SECONDS 60.0 /* give up when nothing moves for this long */
@@ -59,8 +62,8 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	}
 	if (p->failed++ == 0)
 		fprintf(stderr, "raw_pipe: delivery to %s [%" PRId32 "] key %.*s failed: %s\n",
-		        OUT_TOPIC, msg->partition, (int)msg->key_len, (const char *)msg->key,
-		        rd_kafka_err2str(msg->err));
+			OUT_TOPIC, msg->partition, (int)msg->key_len, (const char *)msg->key,
+			rd_kafka_err2str(msg->err));
 }
 
 static int
@@ -82,7 +85,7 @@ new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf)
 
 	if (!rk) {
 		fprintf(stderr, "raw_pipe: %s: %s\n",
-		        type == RD_KAFKA_CONSUMER ? "consumer" : "producer", err);
+			type == RD_KAFKA_CONSUMER ? "consumer" : "producer", err);
 		rd_kafka_conf_destroy(conf);
 	}
 	return rk;
@@ -158,7 +161,7 @@ warm_up(struct pipe *p)
 	rd_kafka_topic_destroy(rkt);
 	if (err) {
 		fprintf(stderr, "raw_pipe: metadata for %s: %s\n", OUT_TOPIC,
-		        rd_kafka_err2str(err));
+			rd_kafka_err2str(err));
 		return -EIO;
 	}
 	rd_kafka_metadata_destroy(md);
@@ -171,17 +174,20 @@ produce(struct pipe *p, const char *key, size_t key_len, const char *value, size
 	rd_kafka_resp_err_t err;
 
 	for (;;) {
-		err = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(OUT_TOPIC),
-		                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		                        RD_KAFKA_V_KEY(key, key_len),
-		                        RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_END);
+		if (!produce_rkt)
+			produce_rkt = rd_kafka_topic_new(p->producer, OUT_TOPIC, NULL);
+		err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (!produce_rkt ||
+		    rd_kafka_produce(produce_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+				     (void *)value, value_len, key, key_len, NULL) == -1)
+			err = rd_kafka_last_error();
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(p->producer, 10);
 	}
 	if (err) {
 		fprintf(stderr, "raw_pipe: produce to %s key %.*s: %s\n", OUT_TOPIC, (int)key_len,
-		        key, rd_kafka_err2str(err));
+			key, rd_kafka_err2str(err));
 		return -EIO;
 	}
 	p->produced++;
@@ -205,9 +211,9 @@ process(struct pipe *p, const rd_kafka_message_t *msg)
 	if (!json_is_string(account) || !json_is_number(amount) || !json_is_string(country)) {
 		if (p->skipped++ == 0)
 			fprintf(stderr,
-			        "raw_pipe: %s [%" PRId32 "] offset %" PRId64
-			        ": malformed value skipped\n",
-			        IN_TOPIC, msg->partition, msg->offset);
+				"raw_pipe: %s [%" PRId32 "] offset %" PRId64
+				": malformed value skipped\n",
+				IN_TOPIC, msg->partition, msg->offset);
 		goto out;
 	}
 	value = json_number_value(amount);
@@ -225,7 +231,7 @@ process(struct pipe *p, const rd_kafka_message_t *msg)
 		goto out;
 	}
 	rc = produce(p, json_string_value(account), json_string_length(account), text,
-	             strlen(text));
+		     strlen(text));
 	free(text);
 out:
 	json_decref(in);
@@ -245,7 +251,7 @@ run(struct pipe *p, long want_events, long want_outputs)
 			n = rd_kafka_consume_batch_queue(p->queue, 100, msgs, BATCH);
 			if (n < 0) {
 				fprintf(stderr, "raw_pipe: consume: %s\n",
-				        rd_kafka_err2str(rd_kafka_last_error()));
+					rd_kafka_err2str(rd_kafka_last_error()));
 				return -EIO;
 			}
 		}
@@ -258,7 +264,7 @@ run(struct pipe *p, long want_events, long want_outputs)
 			if (msg->err) {
 				if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 					fprintf(stderr, "raw_pipe: consumer: %s\n",
-					        rd_kafka_message_errstr(msg));
+						rd_kafka_message_errstr(msg));
 			} else if (p->events < want_events) {
 				if (p->events++ == 0)
 					p->first = now();
@@ -278,16 +284,16 @@ run(struct pipe *p, long want_events, long want_outputs)
 		}
 		if (now() - p->progress > STALL_SECONDS) {
 			fprintf(stderr,
-			        "raw_pipe: no progress for %.0f s: events=%ld/%ld produced=%ld "
-			        "delivered=%ld/%ld\n",
-			        STALL_SECONDS, p->events, want_events, p->produced, p->delivered,
-			        want_outputs);
+				"raw_pipe: no progress for %.0f s: events=%ld/%ld produced=%ld "
+				"delivered=%ld/%ld\n",
+				STALL_SECONDS, p->events, want_events, p->produced, p->delivered,
+				want_outputs);
 			return -ETIMEDOUT;
 		}
 	}
 	if (p->produced != want_outputs)
 		fprintf(stderr, "raw_pipe: produced %ld outputs, expected %ld\n", p->produced,
-		        want_outputs);
+			want_outputs);
 	return 0;
 }
 
@@ -344,6 +350,8 @@ out:
 	}
 	if (p.producer) {
 		rd_kafka_flush(p.producer, 5000);
+		if (produce_rkt)
+			rd_kafka_topic_destroy(produce_rkt);
 		rd_kafka_destroy(p.producer);
 	}
 	return rc;

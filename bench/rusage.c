@@ -68,7 +68,7 @@ main(int argc, char **argv)
 		}
 	}
 	fprintf(stderr, "rusage user=%.3f sys=%.3f maxrss_kb=%ld\n", seconds(ru.ru_utime),
-	        seconds(ru.ru_stime), ru.ru_maxrss);
+		seconds(ru.ru_stime), ru.ru_maxrss);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
