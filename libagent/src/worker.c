@@ -596,6 +596,21 @@ mkdir_p(const char *path)
 	return 0;
 }
 
+/*
+ * Producer topic handles for every declared topic, made up front: librdkafka then learns
+ * their leaders while the group forms instead of holding the first sends back.
+ */
+static int
+producer_topics(struct ag__worker *w)
+{
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		struct ag_topic *t = w->app->topics[i];
+		if (!t->rkt && !(t->rkt = rd_kafka_topic_new(w->producer, t->name, NULL)))
+			return ag__kafka_err(rd_kafka_last_error());
+	}
+	return 0;
+}
+
 static int
 subscribe(struct ag__worker *w)
 {
@@ -782,8 +797,8 @@ ag__worker_run(struct ag_app *app)
 	app->worker = w;
 	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
 		goto out_loop;
-	if ((rc = ag__tables_open(w)) < 0 || (rc = ag__agents_start(w)) < 0 ||
-	    (rc = subscribe(w)) < 0) {
+	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
+	    (rc = ag__agents_start(w)) < 0 || (rc = subscribe(w)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));
 		ag_app_stop(app);
 		w->exit_status = 1;

@@ -19,8 +19,8 @@
 /* Events an agent handles before it yields so other agents get their turn. */
 #define AG__AGENT_SLICE 64
 /* A partition's buffer pauses fetching at this many messages and resumes below the low mark. */
-#define AG__BUF_HIGH 4096
-#define AG__BUF_LOW 1024
+#define AG__BUF_HIGH 8192
+#define AG__BUF_LOW 2048
 
 /* Consumer-side state of one partition of a source topic. */
 struct ag__tpart {
