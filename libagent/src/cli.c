@@ -38,8 +38,9 @@ static const char *const usage_cmd[][2] = {
 		   "                 [--kafka-config K=V]... [--commit-interval S]\n"
 		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"},
 	{"send", "usage: faustc -A APP send TOPIC|@AGENT [--key K] [VALUE | --file FILE]\n"
-		 "                 [--broker URL] [--datadir DIR] [--timeout S]\n"
+		 "                 [--key-delimiter D] [--broker URL] [--datadir DIR] [--timeout S]\n"
 		 "Validates and sends one VALUE (or one value per line of FILE; - is stdin).\n"
+		 "With --key-delimiter D each value is KEY D VALUE, split at the first D.\n"
 		 "Without --broker it uses DATADIR/broker.addr written by a running worker.\n"},
 	{"agents", "usage: faustc -A APP agents\nLists the app's agents, their topics and sinks.\n"},
 	{"topics", "usage: faustc -A APP topics\nLists the app's topics with partitions and codecs.\n"},
@@ -54,6 +55,7 @@ enum {
 	OPT_KAFKA,
 	OPT_COMMIT,
 	OPT_KEY,
+	OPT_KEY_DELIM,
 	OPT_FILE,
 	OPT_ADDR_FILE,
 	OPT_TIMEOUT,
@@ -68,6 +70,7 @@ static const struct option options[] = {
 	{"kafka-config", required_argument, NULL, OPT_KAFKA},
 	{"commit-interval", required_argument, NULL, OPT_COMMIT},
 	{"key", required_argument, NULL, OPT_KEY},
+	{"key-delimiter", required_argument, NULL, OPT_KEY_DELIM},
 	{"file", required_argument, NULL, OPT_FILE},
 	{"addr-file", required_argument, NULL, OPT_ADDR_FILE},
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -195,6 +198,13 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		case OPT_KEY:
 			send.key = optarg;
 			break;
+		case OPT_KEY_DELIM:
+			if (!*optarg) {
+				status = bad_usage(cmd, "%s", "--key-delimiter wants a non-empty string");
+				goto out;
+			}
+			send.key_delimiter = optarg;
+			break;
 		case OPT_FILE:
 			send.file = optarg;
 			break;
@@ -281,9 +291,10 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		status = ag__worker_run(app);
 	} else if (strcmp(cmd, "send") == 0) {
 		if (npositional < 1 || npositional > 2 || (npositional == 2 && send.file) ||
-		    (npositional == 1 && !send.file)) {
+		    (npositional == 1 && !send.file) || (send.key && send.key_delimiter)) {
 			status = bad_usage("send ", "%s",
-					   "send wants TOPIC|@AGENT and either VALUE or --file FILE");
+					   "send wants TOPIC|@AGENT, either VALUE or --file FILE, and "
+					   "--key or --key-delimiter (not both)");
 			goto out;
 		}
 		send.target = positional[0];

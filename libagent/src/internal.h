@@ -187,6 +187,7 @@ struct ag__send_args {
 	const char *key;      /* optional */
 	const char *value;    /* optional: one value */
 	const char *file;     /* optional: one value per line */
+	const char *key_delimiter; /* optional: lines are KEY<delimiter>VALUE */
 	double timeout;       /* seconds to wait for a broker and for delivery (default 10) */
 };
 

@@ -21,6 +21,8 @@ struct values {
 	char *data; /* the file's contents, lines NUL-terminated in place */
 	char **ptr; /* each value */
 	size_t *len; /* its length */
+	char **kptr; /* each key (with --key-delimiter), else NULL */
+	size_t *klen;
 	size_t n;
 };
 
@@ -95,6 +97,38 @@ values_free(struct values *v)
 	free(v->data);
 	free(v->ptr);
 	free(v->len);
+	free(v->kptr);
+	free(v->klen);
+}
+
+/*
+ * With --key-delimiter D, a line is KEY D VALUE, split at the first D (kcat's -K). Returns
+ * 0, or 2 after naming the first line without the delimiter.
+ */
+static int
+split_keys(const struct ag__send_args *args, struct values *v)
+{
+	size_t dlen = strlen(args->key_delimiter);
+	v->kptr = malloc((v->n ? v->n : 1) * sizeof(*v->kptr));
+	v->klen = malloc((v->n ? v->n : 1) * sizeof(*v->klen));
+	if (!v->kptr || !v->klen) {
+		say("out of memory");
+		return 1;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		char *d = dlen ? memmem(v->ptr[i], v->len[i], args->key_delimiter, dlen) : NULL;
+		if (!d) {
+			say("%s:%zu: no key delimiter '%s' in the line; write KEY%sVALUE",
+			    args->file ? args->file : "VALUE", i + 1, args->key_delimiter,
+			    args->key_delimiter);
+			return 2;
+		}
+		v->kptr[i] = v->ptr[i];
+		v->klen[i] = (size_t)(d - v->ptr[i]);
+		v->len[i] -= v->klen[i] + dlen;
+		v->ptr[i] = d + dlen;
+	}
+	return 0;
 }
 
 /* Splits a file into lines (a trailing empty line is not a value). Returns 0, -errno. */
@@ -208,6 +242,15 @@ validate(const struct ag_topic *t, const struct ag__send_args *args, const struc
 		return 2;
 	}
 	size_t bad = 0;
+	for (size_t i = 0; v->kptr && i < v->n; i++) {
+		struct ag_bytes key = {v->kptr[i], v->klen[i]};
+		if (ag__codec_validate(t->key_codec, key, why, sizeof(why)) == 0)
+			continue;
+		if (bad++ < MAX_REPORTED)
+			say("%s:%zu: not a valid %s key for topic %s: %s",
+			    args->file ? args->file : "VALUE", i + 1, ag__codec_name(t->key_codec),
+			    t->name, why);
+	}
 	for (size_t i = 0; i < v->n; i++) {
 		struct ag_bytes value = {v->ptr[i], v->len[i]};
 		if (ag__codec_validate(t->value_codec, value, why, sizeof(why)) == 0)
@@ -278,8 +321,10 @@ produce_all(rd_kafka_t *rk, const struct ag_topic *t, const struct ag__send_args
 	}
 	int status = 0;
 	for (size_t i = 0; i < v->n && status == 0; i++) {
+		const char *key = v->kptr ? v->kptr[i] : args->key;
+		size_t key_len = v->kptr ? v->klen[i] : klen;
 		while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, v->ptr[i],
-		                        v->len[i], args->key, klen, NULL) < 0) {
+		                        v->len[i], (void *)key, key_len, NULL) < 0) {
 			rd_kafka_resp_err_t e = rd_kafka_last_error();
 			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 				say("cannot send to %s: %s", t->name, rd_kafka_err2str(e));
@@ -330,6 +375,8 @@ ag__cmd_send(struct ag_app *app, const struct ag__send_args *args)
 	rd_kafka_t *rk = NULL;
 	char err[1024];
 	struct delivery d = {.total = v.n, .next_progress = v.n / 10};
+	if (args->key_delimiter && (status = split_keys(args, &v)) != 0)
+		goto out_values;
 	if ((status = validate(t, args, &v)) != 0)
 		goto out_values;
 	status = 1;
@@ -368,7 +415,11 @@ out_producer:
 out_broker:
 	ag__broker_close(&b);
 out_values:
-	if (args->file)
+	if (args->file) {
 		values_free(&v);
+	} else {
+		free(v.kptr);
+		free(v.klen);
+	}
 	return status;
 }
