@@ -54,5 +54,11 @@ expect 1 "no broker: .*broker.addr does not exist" "send without a broker says w
 	"$faustc" -A greeter send names Ann --datadir "$tmp/none"
 expect 2 "declares no topic nosuchtopic; send to one of: names" "send to an unknown topic" -- \
 	"$faustc" -A greeter send nosuchtopic x --datadir "$tmp/none"
+expect 1 "no broker reachable at 127.0.0.1:1 " "send gives up on an unreachable broker" -- \
+	"$faustc" -A greeter send names Ann --broker kafka://127.0.0.1:1 --timeout 1.5
+expect 124 "waiting for broker at 127.0.0.1:1" "a worker keeps waiting for its broker" -- \
+	timeout 4 "$faustc" -A greeter worker --broker kafka://127.0.0.1:1 --datadir "$tmp/w"
+expect 1 "is not a broker URL; use mock://HOST:PORT" "a bad broker URL says what is accepted" -- \
+	"$faustc" -A greeter worker --broker "http://x" --datadir "$tmp/w"
 echo "1..$n"
 [ "$failed" -eq 0 ]

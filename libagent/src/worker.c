@@ -788,6 +788,7 @@ ag__worker_run(struct ag_app *app)
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out_store;
 	}
+	w->broker.wait = 1e9; /* a worker waits for its broker as long as it takes */
 	if ((rc = ag__broker_ensure_topics(&w->broker, app, err, sizeof(err))) < 0) {
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out_broker;
