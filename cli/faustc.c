@@ -93,7 +93,8 @@ main(int argc, char **argv)
 		else
 			fprintf(stderr,
 				"faustc: unknown app '%s'; searched:%s\n"
-				"Build the app as a shared object (see README.md), put it in one of "
+				"Build the app as a shared object (see README.md), put it in one "
+				"of "
 				"these places or in $FAUSTC_PATH, or pass its path to -A.\n",
 				name, s.tried);
 		return 2;
@@ -101,7 +102,8 @@ main(int argc, char **argv)
 	const struct ag_module *mod = dlsym(h, "ag_module_entry");
 	if (!mod || mod->abi != AG_MODULE_ABI || !mod->setup) {
 		fprintf(stderr,
-			"faustc: %s is not a faustc app module (no ag_module_entry, or ABI %d where "
+			"faustc: %s is not a faustc app module (no ag_module_entry, or ABI %d "
+			"where "
 			"faustc expects %d); export one with AG_APP_MODULE(setup)\n",
 			name, mod ? mod->abi : -1, AG_MODULE_ABI);
 		dlclose(h);

@@ -65,8 +65,8 @@ greet(struct ag_stream *s, void *userdata)
 			return rc;
 		char greeting[1200];
 		greeting_for(greeting, sizeof(greeting), seen, &name);
-		json_t *out = json_pack("{s:s%,s:s}", "name", name.ptr, name.len, "greeting",
-					greeting);
+		json_t *out =
+			json_pack("{s:s%,s:s}", "name", name.ptr, name.len, "greeting", greeting);
 		struct ag_bytes value;
 		rc = out ? ag_json_dump(out, &value) : -1;
 		json_decref(out);
@@ -86,10 +86,10 @@ setup(struct ag_app *app)
 	struct ag_topic *names, *greetings;
 	struct ag_agent *agent;
 	int rc;
-	struct ag_topic_opts json = {.partitions = 8, .key_codec = AG_CODEC_STRING,
-				     .value_codec = AG_CODEC_JSON};
-	struct ag_topic_opts text = {.partitions = 8, .key_codec = AG_CODEC_STRING,
-				     .value_codec = AG_CODEC_RAW};
+	struct ag_topic_opts json = {
+		.partitions = 8, .key_codec = AG_CODEC_STRING, .value_codec = AG_CODEC_JSON};
+	struct ag_topic_opts text = {
+		.partitions = 8, .key_codec = AG_CODEC_STRING, .value_codec = AG_CODEC_RAW};
 	if ((rc = ag_app_set_id(app, "greeter")) < 0 ||
 	    (rc = ag_app_topic(app, "names", &text, &names)) < 0 ||
 	    (rc = ag_app_topic(app, "greetings", &json, &greetings)) < 0 ||

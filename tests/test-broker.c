@@ -200,7 +200,7 @@ test_embedded(void)
 		ok(strstr(err, "late") && strstr(err, "faustc broker"), "and says why: %s", err);
 		ok_int_eq(partitions_of(b.bootstrap, "late"), -1, "nothing was auto-created");
 		ok_int_eq(partitions_of(b.bootstrap, "__faustc_control"), -1,
-		          "not even the control topic");
+			  "not even the control topic");
 		ag__broker_close(&c);
 	}
 	ag_app_free(client);
@@ -210,7 +210,7 @@ test_embedded(void)
 	rc = ag__broker_open(&c, second, 1, err, sizeof(err));
 	ok_int_eq(rc, AG_ECONFIG, "a second host on the same data dir fails");
 	ok(strstr(err, "another worker (or faustc broker) is serving") &&
-	           strstr(err, b.bootstrap) && strstr(err, "--broker mock://"),
+		   strstr(err, b.bootstrap) && strstr(err, "--broker mock://"),
 	   "with a clear error: %s", err);
 	ok_int_eq(c.mock_rk == NULL && c.bootstrap == NULL, 1, "and leaves nothing open");
 	ag_app_free(second);
@@ -224,9 +224,9 @@ test_embedded(void)
 	rc = ag__broker_ensure_topics(&b, mis, err, sizeof(err));
 	ok_int_eq(rc, AG_ETOPIC, "a partition count mismatch is AG_ETOPIC");
 	ok_str_eq(err,
-	          "topic wrong exists with 2 partitions but the app declares 5; delete it or "
-	          "change the declaration",
-	          "and names topic and counts");
+		  "topic wrong exists with 2 partitions but the app declares 5; delete it or "
+		  "change the declaration",
+		  "and names topic and counts");
 	ag_app_free(mis);
 
 	ag__broker_close(&b);
@@ -268,8 +268,8 @@ static void
 test_urls(void)
 {
 	static const char *const bad[] = {
-	        "http://h:1", "mock://", "kafka://host", "host", "h:99999",      "h:0",   "h:",
-	        ":9092",      "h:1,",    "h:1,,g:2",     "h:x",  "mock://h:1/x", "h 1:2",
+		"http://h:1", "mock://", "kafka://host", "host", "h:99999",      "h:0",   "h:",
+		":9092",      "h:1,",    "h:1,,g:2",     "h:x",  "mock://h:1/x", "h 1:2",
 	};
 	char err[1024];
 	struct ag__broker b;
@@ -284,10 +284,10 @@ test_urls(void)
 		const char *url, *bootstrap;
 		enum ag__broker_kind kind;
 	} good[] = {
-	        {"kafka://a:9092,b:9093", "a:9092,b:9093", AG__BROKER_KAFKA},
-	        {"k1.example.com:9092", "k1.example.com:9092", AG__BROKER_KAFKA},
-	        {"[::1]:9092", "[::1]:9092", AG__BROKER_KAFKA},
-	        {"mock://127.0.0.1:4567", "127.0.0.1:4567", AG__BROKER_MOCK},
+		{"kafka://a:9092,b:9093", "a:9092,b:9093", AG__BROKER_KAFKA},
+		{"k1.example.com:9092", "k1.example.com:9092", AG__BROKER_KAFKA},
+		{"[::1]:9092", "[::1]:9092", AG__BROKER_KAFKA},
+		{"mock://127.0.0.1:4567", "127.0.0.1:4567", AG__BROKER_MOCK},
 	};
 	for (size_t i = 0; i < AG__ARRAY_SIZE(good); i++) {
 		struct ag_app *app = app_new("u", "/nonexistent/u", good[i].url);
@@ -429,7 +429,7 @@ test_served(pid_t child, const char *addr_file, const char *out_file)
 	ok(strncmp(sent, again, strcspn(sent, "@")) == 0, "%s and %s", sent, again);
 	args.value = "{not json";
 	ok_int_eq(send_capture(app, &args, sent, sizeof(sent)), 2,
-	          "an invalid value is a bad argument");
+		  "an invalid value is a bad argument");
 	ok_str_eq(sent, "", "and sends nothing");
 	args.target = "nope";
 	ok_int_eq(ag__cmd_send(app, &args), 2, "an unknown topic is a bad argument");

@@ -66,64 +66,64 @@ test_string(void)
 		struct ag_bytes s;
 		const char *what;
 	} good[] = {
-	        {LIT_INIT(""), "empty"},
-	        {LIT_INIT("hello"), "ASCII"},
-	        {LIT_INIT("\xc2\x80"), "U+0080"},
-	        {LIT_INIT("\xc3\xa9"), "U+00E9"},
-	        {LIT_INIT("\xdf\xbf"), "U+07FF"},
-	        {LIT_INIT("\xe0\xa0\x80"), "U+0800"},
-	        {LIT_INIT("\xe2\x82\xac"), "U+20AC"},
-	        {LIT_INIT("\xed\x9f\xbf"), "U+D7FF, below the surrogates"},
-	        {LIT_INIT("\xee\x80\x80"), "U+E000, above the surrogates"},
-	        {LIT_INIT("\xef\xbf\xbf"), "U+FFFF"},
-	        {LIT_INIT("\xf0\x90\x80\x80"), "U+10000"},
-	        {LIT_INIT("\xf0\x9d\x84\x9e"), "U+1D11E"},
-	        {LIT_INIT("\xf4\x8f\xbf\xbf"), "U+10FFFF"},
-	        {LIT_INIT("a\x7f z"), "DEL"},
+		{LIT_INIT(""), "empty"},
+		{LIT_INIT("hello"), "ASCII"},
+		{LIT_INIT("\xc2\x80"), "U+0080"},
+		{LIT_INIT("\xc3\xa9"), "U+00E9"},
+		{LIT_INIT("\xdf\xbf"), "U+07FF"},
+		{LIT_INIT("\xe0\xa0\x80"), "U+0800"},
+		{LIT_INIT("\xe2\x82\xac"), "U+20AC"},
+		{LIT_INIT("\xed\x9f\xbf"), "U+D7FF, below the surrogates"},
+		{LIT_INIT("\xee\x80\x80"), "U+E000, above the surrogates"},
+		{LIT_INIT("\xef\xbf\xbf"), "U+FFFF"},
+		{LIT_INIT("\xf0\x90\x80\x80"), "U+10000"},
+		{LIT_INIT("\xf0\x9d\x84\x9e"), "U+1D11E"},
+		{LIT_INIT("\xf4\x8f\xbf\xbf"), "U+10FFFF"},
+		{LIT_INIT("a\x7f z"), "DEL"},
 	};
 	static const struct {
 		struct ag_bytes s;
 		const char *what;
 		size_t at;
 	} bad[] = {
-	        {LIT_INIT("a\0b"), "NUL", 1},
-	        {LIT_INIT("\xc0\x80"), "overlong NUL", 0},
-	        {LIT_INIT("\xc1\xbf"), "overlong 2-byte", 0},
-	        {LIT_INIT("\xe0\x80\xaf"), "overlong 3-byte", 0},
-	        {LIT_INIT("\xe0\x9f\xbf"), "overlong U+07FF in 3 bytes", 0},
-	        {LIT_INIT("\xf0\x8f\xbf\xbf"), "overlong U+FFFF in 4 bytes", 0},
-	        {LIT_INIT("\xed\xa0\x80"), "surrogate U+D800", 0},
-	        {LIT_INIT("\xed\xbf\xbf"), "surrogate U+DFFF", 0},
-	        {LIT_INIT("\xf4\x90\x80\x80"), "U+110000", 0},
-	        {LIT_INIT("\xf5\x80\x80\x80"), "lead byte F5", 0},
-	        {LIT_INIT("\xf8\x88\x80\x80\x80"), "5-byte form", 0},
-	        {LIT_INIT("ab\xff"), "byte FF", 2},
-	        {LIT_INIT("\x80"), "lone continuation byte", 0},
-	        {LIT_INIT("x\xc3"), "truncated 2-byte", 1},
-	        {LIT_INIT("\xe2\x82"), "truncated 3-byte", 0},
-	        {LIT_INIT("\xf0\x9d\x84"), "truncated 4-byte", 0},
-	        {LIT_INIT("\xe2\x28\xa1"), "bad continuation", 0},
-	        {LIT_INIT("\xc3\xa9\xc3"), "truncated after a good one", 2},
+		{LIT_INIT("a\0b"), "NUL", 1},
+		{LIT_INIT("\xc0\x80"), "overlong NUL", 0},
+		{LIT_INIT("\xc1\xbf"), "overlong 2-byte", 0},
+		{LIT_INIT("\xe0\x80\xaf"), "overlong 3-byte", 0},
+		{LIT_INIT("\xe0\x9f\xbf"), "overlong U+07FF in 3 bytes", 0},
+		{LIT_INIT("\xf0\x8f\xbf\xbf"), "overlong U+FFFF in 4 bytes", 0},
+		{LIT_INIT("\xed\xa0\x80"), "surrogate U+D800", 0},
+		{LIT_INIT("\xed\xbf\xbf"), "surrogate U+DFFF", 0},
+		{LIT_INIT("\xf4\x90\x80\x80"), "U+110000", 0},
+		{LIT_INIT("\xf5\x80\x80\x80"), "lead byte F5", 0},
+		{LIT_INIT("\xf8\x88\x80\x80\x80"), "5-byte form", 0},
+		{LIT_INIT("ab\xff"), "byte FF", 2},
+		{LIT_INIT("\x80"), "lone continuation byte", 0},
+		{LIT_INIT("x\xc3"), "truncated 2-byte", 1},
+		{LIT_INIT("\xe2\x82"), "truncated 3-byte", 0},
+		{LIT_INIT("\xf0\x9d\x84"), "truncated 4-byte", 0},
+		{LIT_INIT("\xe2\x28\xa1"), "bad continuation", 0},
+		{LIT_INIT("\xc3\xa9\xc3"), "truncated after a good one", 2},
 	};
 	char err[128];
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		ok_int_eq(validate(AG_CODEC_STRING, good[i].s, err, sizeof(err)), 0,
-		          "string accepts %s", good[i].what);
+			  "string accepts %s", good[i].what);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ok_int_eq(validate(AG_CODEC_STRING, bad[i].s, err, sizeof(err)), AG_EDECODE,
-		          "string rejects %s", bad[i].what);
+			  "string rejects %s", bad[i].what);
 		char where[32];
 		snprintf(where, sizeof(where), "at byte %zu", bad[i].at);
 		ok(strstr(err, where) != NULL, "  and says where: %s", err);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ok_int_eq(validate(AG_CODEC_RAW, bad[i].s, err, sizeof(err)), 0, "raw accepts %s",
-		          bad[i].what);
+			  bad[i].what);
 	ok_int_eq(ag__codec_validate(AG_CODEC_STRING, LIT("\xff"), NULL, 0), AG_EDECODE,
-	          "err is optional");
+		  "err is optional");
 	char tiny[4];
 	ok_int_eq(ag__codec_validate(AG_CODEC_STRING, LIT("\xff"), tiny, sizeof(tiny)), AG_EDECODE,
-	          "a small err buffer is fine");
+		  "a small err buffer is fine");
 	ok_int_eq(strlen(tiny), 3, "and is truncated, terminated");
 }
 
@@ -141,72 +141,72 @@ static void
 test_json(void)
 {
 	static const char *const good[] = {
-	        "1",
-	        "-0.5e10",
-	        "  {\"a\": [1, 2, {\"b\": null}]}  \n",
-	        "\"text\"",
-	        "\"\xc3\xa9\\u00e9\\ud834\\udd1e\"",
-	        "null",
-	        "true",
-	        "[]",
-	        "{\"a\":1,\"a\":2}",
-	        "\"\\u0000\"",
+		"1",
+		"-0.5e10",
+		"  {\"a\": [1, 2, {\"b\": null}]}  \n",
+		"\"text\"",
+		"\"\xc3\xa9\\u00e9\\ud834\\udd1e\"",
+		"null",
+		"true",
+		"[]",
+		"{\"a\":1,\"a\":2}",
+		"\"\\u0000\"",
 	};
 	static const struct {
 		const char *s;
 		const char *what;
 	} bad[] = {
-	        {"", "empty input"},
-	        {"   \n", "only whitespace"},
-	        {"1 2", "two values"},
-	        {"{} {}", "two objects"},
-	        {"{\"a\":1} x", "trailing garbage"},
-	        {"{\"a\":1}}", "an extra brace"},
-	        {"[1,]", "a trailing comma"},
-	        {"{'a':1}", "single quotes"},
-	        {"NaN", "NaN"},
-	        {"01", "a leading zero"},
-	        {"\"\xff\"", "invalid UTF-8 in a string"},
-	        {"\"\xed\xa0\x80\"", "an encoded surrogate"},
-	        {"\"\\ud800\"", "a lone surrogate escape"},
-	        {"\"a\nb\"", "a raw newline in a string"},
-	        {"[", "unterminated array"},
-	        {"\"abc", "unterminated string"},
+		{"", "empty input"},
+		{"   \n", "only whitespace"},
+		{"1 2", "two values"},
+		{"{} {}", "two objects"},
+		{"{\"a\":1} x", "trailing garbage"},
+		{"{\"a\":1}}", "an extra brace"},
+		{"[1,]", "a trailing comma"},
+		{"{'a':1}", "single quotes"},
+		{"NaN", "NaN"},
+		{"01", "a leading zero"},
+		{"\"\xff\"", "invalid UTF-8 in a string"},
+		{"\"\xed\xa0\x80\"", "an encoded surrogate"},
+		{"\"\\ud800\"", "a lone surrogate escape"},
+		{"\"a\nb\"", "a raw newline in a string"},
+		{"[", "unterminated array"},
+		{"\"abc", "unterminated string"},
 	};
 	char err[256];
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		int rc = validate(AG_CODEC_JSON, (struct ag_bytes){good[i], strlen(good[i])}, err,
-		                  sizeof(err));
+				  sizeof(err));
 		ok_int_eq(rc, 0, "json accepts %s", good[i]);
 		if (rc)
 			printf("#   %s\n", err);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ok_int_eq(validate(AG_CODEC_JSON, (struct ag_bytes){bad[i].s, strlen(bad[i].s)},
-		                   err, sizeof(err)),
-		          AG_EDECODE, "json rejects %s", bad[i].what);
+				   err, sizeof(err)),
+			  AG_EDECODE, "json rejects %s", bad[i].what);
 		ok(strncmp(err, "json: ", 6) == 0 && strstr(err, "(byte "), "  with a reason: %s",
 		   err);
 	}
 	ok_int_eq(validate(AG_CODEC_JSON, LIT("1\0"), err, sizeof(err)), AG_EDECODE,
-	          "json rejects a raw NUL after the value");
+		  "json rejects a raw NUL after the value");
 	ok_str_eq(err, "json: NUL byte at byte 1", "  and says where");
 	ok_int_eq(validate(AG_CODEC_JSON, LIT("[1\0]"), err, sizeof(err)), AG_EDECODE,
-	          "json rejects a raw NUL between tokens (jansson alone skips it)");
+		  "json rejects a raw NUL between tokens (jansson alone skips it)");
 	ok_int_eq(validate(AG_CODEC_JSON, LIT("\"a\0b\""), err, sizeof(err)), AG_EDECODE,
-	          "json rejects a raw NUL in a string");
+		  "json rejects a raw NUL in a string");
 	ok(strstr(err, "at byte 2"), "  at its position: %s", err);
 	ok_int_eq(validate(AG_CODEC_JSON, LIT("1 x"), err, sizeof(err)), AG_EDECODE,
-	          "json: garbage after a value");
+		  "json: garbage after a value");
 	ok(strstr(err, "(byte 2)") || strstr(err, "(byte 3)"), "  with its position: %s", err);
 
 	char *deep = nested(500);
 	ok_int_eq(validate(AG_CODEC_JSON, (struct ag_bytes){deep, strlen(deep)}, err, sizeof(err)),
-	          0, "json accepts 500 levels of nesting");
+		  0, "json accepts 500 levels of nesting");
 	free(deep);
 	deep = nested(100000);
 	ok_int_eq(validate(AG_CODEC_JSON, (struct ag_bytes){deep, strlen(deep)}, err, sizeof(err)),
-	          AG_EDECODE, "json rejects 100000 levels without crashing");
+		  AG_EDECODE, "json rejects 100000 levels without crashing");
 	printf("#   %s\n", err);
 	free(deep);
 }
@@ -223,7 +223,7 @@ roundtrip(const struct ag__val *v, const msgpack_sbuffer *ref, const char *what)
 		ok_mem_eq(buf, size, ref->data, ref->size, "%s: same bytes as msgpack-c", what);
 	if (size > 0)
 		ok_int_eq(ag__val_encode(v, buf, size - 1), -ENOBUFS,
-		          "%s: one byte short: -ENOBUFS", what);
+			  "%s: one byte short: -ENOBUFS", what);
 
 	struct ag__val out;
 	memset(&out, 0xa5, sizeof(out));
@@ -234,12 +234,12 @@ roundtrip(const struct ag__val *v, const msgpack_sbuffer *ref, const char *what)
 		ok_int_eq(out.i64, v->i64, "%s: same int", what);
 	else if (v->type == AG__VAL_F64)
 		ok(memcmp(&out.f64, &v->f64, sizeof(double)) == 0 ||
-		           (isnan(out.f64) && isnan(v->f64)),
+			   (isnan(out.f64) && isnan(v->f64)),
 		   "%s: same double", what);
 	else
 		ok(out.bytes.len == v->bytes.len &&
-		           (out.bytes.len == 0 ||
-		            memcmp(out.bytes.ptr, v->bytes.ptr, out.bytes.len) == 0),
+			   (out.bytes.len == 0 ||
+			    memcmp(out.bytes.ptr, v->bytes.ptr, out.bytes.len) == 0),
 		   "%s: same bytes", what);
 
 	/* msgpack-c reads it as the same thing. */
@@ -250,7 +250,7 @@ roundtrip(const struct ag__val *v, const msgpack_sbuffer *ref, const char *what)
 	int same = urc == MSGPACK_UNPACK_SUCCESS && off == size;
 	if (same && v->type == AG__VAL_I64)
 		same = (u.data.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-		        u.data.via.u64 == (uint64_t)v->i64 && v->i64 >= 0) ||
+			u.data.via.u64 == (uint64_t)v->i64 && v->i64 >= 0) ||
 		       (u.data.type == MSGPACK_OBJECT_NEGATIVE_INTEGER && u.data.via.i64 == v->i64);
 	else if (same && v->type == AG__VAL_F64)
 		same = u.data.type == MSGPACK_OBJECT_FLOAT64;
@@ -274,7 +274,7 @@ roundtrip(const struct ag__val *v, const msgpack_sbuffer *ref, const char *what)
 	memcpy(longer, buf, size);
 	longer[size] = 0;
 	ok_int_eq(ag__val_decode((struct ag_bytes){longer, size + 1}, &out), AG_EDECODE,
-	          "%s: a trailing byte is AG_EDECODE", what);
+		  "%s: a trailing byte is AG_EDECODE", what);
 	free(longer);
 	free(buf);
 }
@@ -283,13 +283,13 @@ static void
 test_ints(void)
 {
 	static const int64_t ints[] = {
-	        0,      1,         127,        128,           255,           256,       65535,
-	        65536,  INT32_MAX, 2147483648, UINT32_MAX,    4294967296,    INT64_MAX, -1,
-	        -31,    -32,       -33,        -127,          -128,          -129,      -32767,
-	        -32768, -32769,    INT32_MIN,  -2147483649LL, INT64_MIN + 1, INT64_MIN,
+		0,      1,         127,        128,           255,           256,       65535,
+		65536,  INT32_MAX, 2147483648, UINT32_MAX,    4294967296,    INT64_MAX, -1,
+		-31,    -32,       -33,        -127,          -128,          -129,      -32767,
+		-32768, -32769,    INT32_MIN,  -2147483649LL, INT64_MIN + 1, INT64_MIN,
 	};
 	static const size_t sizes[] = {
-	        1, 1, 1, 2, 2, 3, 3, 5, 5, 5, 5, 9, 9, 1, 1, 1, 2, 2, 2, 3, 3, 3, 5, 5, 9, 9, 9,
+		1, 1, 1, 2, 2, 3, 3, 5, 5, 5, 5, 9, 9, 1, 1, 1, 2, 2, 2, 3, 3, 3, 5, 5, 9, 9, 9,
 	};
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
 		struct ag__val v = {.type = AG__VAL_I64, .i64 = ints[i]};
@@ -310,7 +310,7 @@ static void
 test_doubles(void)
 {
 	static const double dbls[] = {0.0,     -0.0,   1.5, -2.25,    1e300,
-	                              -1e-300, 5e-324, NAN, INFINITY, -INFINITY};
+				      -1e-300, 5e-324, NAN, INFINITY, -INFINITY};
 	for (size_t i = 0; i < sizeof(dbls) / sizeof(dbls[0]); i++) {
 		struct ag__val v = {.type = AG__VAL_F64, .f64 = dbls[i]};
 		char what[64];
@@ -338,7 +338,7 @@ test_bytes(void)
 		char what[64];
 		snprintf(what, sizeof(what), "bytes of %zu", lens[i]);
 		ok_int_eq(ag__val_encoded_size(&v), hdr[i] + lens[i], "%s: bin8/16/32 header",
-		          what);
+			  what);
 		msgpack_sbuffer sb;
 		msgpack_packer pk;
 		msgpack_sbuffer_init(&sb);
@@ -377,9 +377,9 @@ test_foreign_forms(void)
 		msgpack_pack_str(&pk, lens[i]);
 		msgpack_pack_str_body(&pk, s, lens[i]);
 		ok_int_eq(ag__val_decode((struct ag_bytes){sb.data, sb.size}, &out), 0,
-		          "str of %zu decodes", lens[i]);
+			  "str of %zu decodes", lens[i]);
 		ok(out.type == AG__VAL_BYTES && out.bytes.len == lens[i] &&
-		           (lens[i] == 0 || memcmp(out.bytes.ptr, s, lens[i]) == 0),
+			   (lens[i] == 0 || memcmp(out.bytes.ptr, s, lens[i]) == 0),
 		   "str of %zu -> BYTES", lens[i]);
 		msgpack_sbuffer_clear(&sb);
 		free(s);
@@ -392,14 +392,14 @@ test_foreign_forms(void)
 		int64_t want;
 		const char *what;
 	} wide[] = {
-	        {LIT_INIT("\xcc\x05"), 5, "uint8 5"},
-	        {LIT_INIT("\xcf\x00\x00\x00\x00\x00\x00\x00\x01"), 1, "uint64 1"},
-	        {LIT_INIT("\xd0\x05"), 5, "int8 5"},
-	        {LIT_INIT("\xd0\x80"), -128, "int8 -128"},
-	        {LIT_INIT("\xd1\xff\xff"), -1, "int16 -1"},
-	        {LIT_INIT("\xd2\x80\x00\x00\x00"), INT32_MIN, "int32 min"},
-	        {LIT_INIT("\xd3\x00\x00\x00\x00\x00\x00\x00\x07"), 7, "int64 7"},
-	        {LIT_INIT("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff"), INT64_MAX, "uint64 INT64_MAX"},
+		{LIT_INIT("\xcc\x05"), 5, "uint8 5"},
+		{LIT_INIT("\xcf\x00\x00\x00\x00\x00\x00\x00\x01"), 1, "uint64 1"},
+		{LIT_INIT("\xd0\x05"), 5, "int8 5"},
+		{LIT_INIT("\xd0\x80"), -128, "int8 -128"},
+		{LIT_INIT("\xd1\xff\xff"), -1, "int16 -1"},
+		{LIT_INIT("\xd2\x80\x00\x00\x00"), INT32_MIN, "int32 min"},
+		{LIT_INIT("\xd3\x00\x00\x00\x00\x00\x00\x00\x07"), 7, "int64 7"},
+		{LIT_INIT("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff"), INT64_MAX, "uint64 INT64_MAX"},
 	};
 	for (size_t i = 0; i < sizeof(wide) / sizeof(wide[0]); i++) {
 		int rc = ag__val_decode(wide[i].b, &out);
@@ -415,26 +415,26 @@ test_garbage(void)
 		struct ag_bytes b;
 		const char *what;
 	} bad[] = {
-	        {LIT_INIT(""), "empty"},
-	        {LIT_INIT("\xc0"), "nil"},
-	        {LIT_INIT("\xc2"), "false"},
-	        {LIT_INIT("\xc3"), "true"},
-	        {LIT_INIT("\x90"), "fixarray"},
-	        {LIT_INIT("\x80"), "fixmap"},
-	        {LIT_INIT("\xdc\x00\x00"), "array16"},
-	        {LIT_INIT("\xd4\x01\x02"), "fixext1"},
-	        {LIT_INIT("\xc1"), "never used"},
-	        {LIT_INIT("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"), "uint64 above INT64_MAX"},
-	        {LIT_INIT("\xc6\xff\xff\xff\xff\x00"), "bin32 claiming 4 GiB"},
-	        {LIT_INIT("\xdb\xff\xff\xff\xff"), "str32 claiming 4 GiB"},
-	        {LIT_INIT("\xc4\x02\x00"), "bin8 one byte short"},
-	        {LIT_INIT("\xa3"
-	                  "ab"),
-	         "fixstr one byte short"},
-	        {LIT_INIT("\xa1"
-	                  "ab"),
-	         "fixstr one byte long"},
-	        {LIT_INIT("\x01\x02"), "two fixints"},
+		{LIT_INIT(""), "empty"},
+		{LIT_INIT("\xc0"), "nil"},
+		{LIT_INIT("\xc2"), "false"},
+		{LIT_INIT("\xc3"), "true"},
+		{LIT_INIT("\x90"), "fixarray"},
+		{LIT_INIT("\x80"), "fixmap"},
+		{LIT_INIT("\xdc\x00\x00"), "array16"},
+		{LIT_INIT("\xd4\x01\x02"), "fixext1"},
+		{LIT_INIT("\xc1"), "never used"},
+		{LIT_INIT("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"), "uint64 above INT64_MAX"},
+		{LIT_INIT("\xc6\xff\xff\xff\xff\x00"), "bin32 claiming 4 GiB"},
+		{LIT_INIT("\xdb\xff\xff\xff\xff"), "str32 claiming 4 GiB"},
+		{LIT_INIT("\xc4\x02\x00"), "bin8 one byte short"},
+		{LIT_INIT("\xa3"
+			  "ab"),
+		 "fixstr one byte short"},
+		{LIT_INIT("\xa1"
+			  "ab"),
+		 "fixstr one byte long"},
+		{LIT_INIT("\x01\x02"), "two fixints"},
 	};
 	struct ag__val out;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -443,7 +443,7 @@ test_garbage(void)
 		memset(&out, 0x5a, sizeof(out));
 		struct ag__val before = out;
 		ok_int_eq(ag__val_decode((struct ag_bytes){copy, bad[i].b.len}, &out), AG_EDECODE,
-		          "decode rejects %s", bad[i].what);
+			  "decode rejects %s", bad[i].what);
 		ok(memcmp(&out, &before, sizeof(out)) == 0, "  and leaves out alone");
 		free(copy);
 	}
@@ -459,7 +459,7 @@ test_garbage(void)
 		if (rc != 0 && rc != AG_EDECODE)
 			odd++;
 		else if (rc == 0 && out.type == AG__VAL_BYTES &&
-		         (const unsigned char *)out.bytes.ptr + out.bytes.len > g + len)
+			 (const unsigned char *)out.bytes.ptr + out.bytes.len > g + len)
 			odd++;
 		free(g);
 	}

@@ -226,7 +226,7 @@ test_stack_use(void)
 	ok_int_eq(ag__coro_new(&c, use_stack, &s, 64 * 1024), 0, "new with a 64 KiB stack");
 	ok_int_eq(ag__coro_resume(c), 0, "resume");
 	ok_int_eq(s.result, expect,
-	          "deep recursion in a coroutine computes what it does on the loop");
+		  "deep recursion in a coroutine computes what it does on the loop");
 	ok_int_eq(ag__coro_resume(c), 0, "resume");
 	ok(s.fp == 4.5, "floating point state survives the switch");
 	ok(ag__coro_done(c), "done");

@@ -8,9 +8,9 @@
 int
 main(void)
 {
-#define CHECK(name, code, msg)                                                                     \
-	ok_str_eq(ag_err_name(code), "AG_" #name, "name of AG_" #name);                            \
-	ok_str_eq(ag_strerror(code), msg, "message of AG_" #name);                                 \
+#define CHECK(name, code, msg) \
+	ok_str_eq(ag_err_name(code), "AG_" #name, "name of AG_" #name); \
+	ok_str_eq(ag_strerror(code), msg, "message of AG_" #name); \
 	ok((code) <= -5000 && (code) > -6000, "AG_" #name " is in the project block");
 	AG_ERRNO_MAP(CHECK)
 #undef CHECK

@@ -39,10 +39,10 @@ static int
 put(struct ag__store *s, const char *table, int32_t part, const char *key, const char *val)
 {
 	struct ag__store_op op = {.kind = AG__STORE_PUT,
-	                          .table = table,
-	                          .part = part,
-	                          .key = AG_STR(key),
-	                          .val = AG_STR(val)};
+				  .table = table,
+				  .part = part,
+				  .key = AG_STR(key),
+				  .val = AG_STR(val)};
 	return ag__store_write(s, &op, 1);
 }
 
@@ -71,7 +71,7 @@ collect_fn(int32_t part, struct ag_bytes key, struct ag_bytes val, void *userdat
 	struct collect *c = userdata;
 	size_t n = strlen(c->seen);
 	snprintf(c->seen + n, sizeof(c->seen) - n, "%d:%.*s=%.*s ", (int)part, (int)key.len,
-	         (const char *)key.ptr, (int)val.len, (const char *)val.ptr);
+		 (const char *)key.ptr, (int)val.len, (const char *)val.ptr);
 	c->calls++;
 	return c->stop_after && c->calls >= c->stop_after ? 42 : 0;
 }
@@ -96,10 +96,10 @@ test_basics(struct ag__store *s)
 
 	/* The empty key and binary keys are keys like any other. */
 	struct ag__store_op bin = {.kind = AG__STORE_PUT,
-	                           .table = "t",
-	                           .part = 2,
-	                           .key = {"\0\xff", 2},
-	                           .val = {"", 0}};
+				   .table = "t",
+				   .part = 2,
+				   .key = {"\0\xff", 2},
+				   .val = {"", 0}};
 	ok_int_eq(ag__store_write(s, &bin, 1), 0, "put binary key, empty value");
 	ok_int_eq(ag__store_get(s, "t", 2, bin.key, &v), 0, "get binary key");
 	ok_int_eq(v.len, 0, "empty value comes back empty");
@@ -107,7 +107,7 @@ test_basics(struct ag__store *s)
 	ok_str_eq(get(s, "t", 2, ""), "e", "get the empty key");
 
 	struct ag__store_op del = {
-	        .kind = AG__STORE_DEL, .table = "t", .part = 0, .key = AG_STR("a")};
+		.kind = AG__STORE_DEL, .table = "t", .part = 0, .key = AG_STR("a")};
 	ok_int_eq(ag__store_write(s, &del, 1), 0, "del t[0] a");
 	ok_int_eq(ag__store_get(s, "t", 0, AG_STR("a"), &v), -ENOENT, "deleted key is gone");
 	ok_int_eq(ag__store_write(s, &del, 1), 0, "deleting a missing key is not an error");
@@ -118,21 +118,21 @@ test_basics(struct ag__store *s)
 	memset(longkey, 'k', sizeof(longkey) - 1);
 	longkey[sizeof(longkey) - 1] = '\0';
 	struct ag__store_op batch[2] = {
-	        {.kind = AG__STORE_PUT,
-	         .table = "t",
-	         .part = 3,
-	         .key = AG_STR("x"),
-	         .val = AG_STR("1")},
-	        {.kind = AG__STORE_PUT,
-	         .table = "t",
-	         .part = 3,
-	         .key = AG_STR(longkey),
-	         .val = AG_STR("1")},
+		{.kind = AG__STORE_PUT,
+		 .table = "t",
+		 .part = 3,
+		 .key = AG_STR("x"),
+		 .val = AG_STR("1")},
+		{.kind = AG__STORE_PUT,
+		 .table = "t",
+		 .part = 3,
+		 .key = AG_STR(longkey),
+		 .val = AG_STR("1")},
 	};
 	ok_int_eq(ag__store_write(s, batch, 2), -EINVAL, "a key too long fails the batch");
 	ok_int_eq(ag__store_get(s, "t", 3, AG_STR("x"), &v), -ENOENT, "nothing of it was written");
 	ok_int_eq(ag__store_get(s, "t", 3, AG_STR(longkey), &v), -ENOENT,
-	          "get of a too long key: -ENOENT");
+		  "get of a too long key: -ENOENT");
 	batch[1].part = -1;
 	batch[1].key = AG_STR("y");
 	ok_int_eq(ag__store_write(s, batch, 2), -EINVAL, "part < 0 in a write: -EINVAL");
@@ -145,9 +145,9 @@ test_offsets(struct ag__store *s)
 	int64_t off = 0;
 	ok_int_eq(ag__store_get_offset(s, "t", 0, &off), -ENOENT, "no offset stored: -ENOENT");
 	struct ag__store_op ops[3] = {
-	        {.kind = AG__STORE_OFFSET, .table = "t", .part = 0, .offset = 1234},
-	        {.kind = AG__STORE_OFFSET, .table = "t", .part = 1, .offset = INT64_MAX},
-	        {.kind = AG__STORE_OFFSET, .table = "u", .part = 0, .offset = -1},
+		{.kind = AG__STORE_OFFSET, .table = "t", .part = 0, .offset = 1234},
+		{.kind = AG__STORE_OFFSET, .table = "t", .part = 1, .offset = INT64_MAX},
+		{.kind = AG__STORE_OFFSET, .table = "u", .part = 0, .offset = -1},
 	};
 	ok_int_eq(ag__store_write(s, ops, 3), 0, "write three offsets");
 	ok_int_eq(ag__store_get_offset(s, "t", 0, &off), 0, "get offset t[0]");
@@ -169,38 +169,38 @@ static void
 test_iter(struct ag__store *s)
 {
 	struct ag__store_op ops[] = {
-	        {.kind = AG__STORE_PUT,
-	         .table = "it",
-	         .part = 1,
-	         .key = AG_STR("b"),
-	         .val = AG_STR("2")},
-	        {.kind = AG__STORE_PUT,
-	         .table = "it",
-	         .part = 1,
-	         .key = AG_STR("a"),
-	         .val = AG_STR("1")},
-	        {.kind = AG__STORE_PUT,
-	         .table = "it",
-	         .part = 1,
-	         .key = AG_STR("c"),
-	         .val = AG_STR("3")},
-	        {.kind = AG__STORE_PUT,
-	         .table = "it",
-	         .part = 0,
-	         .key = AG_STR("z"),
-	         .val = AG_STR("0")},
-	        {.kind = AG__STORE_PUT,
-	         .table = "it",
-	         .part = 300,
-	         .key = AG_STR("a"),
-	         .val = AG_STR("x")},
-	        {.kind = AG__STORE_PUT,
-	         .table = "itx",
-	         .part = 1,
-	         .key = AG_STR("a"),
-	         .val = AG_STR("n")},
-	        {.kind = AG__STORE_OFFSET, .table = "it", .part = 1, .offset = 7},
-	        {.kind = AG__STORE_OFFSET, .table = "it", .part = 0, .offset = 8},
+		{.kind = AG__STORE_PUT,
+		 .table = "it",
+		 .part = 1,
+		 .key = AG_STR("b"),
+		 .val = AG_STR("2")},
+		{.kind = AG__STORE_PUT,
+		 .table = "it",
+		 .part = 1,
+		 .key = AG_STR("a"),
+		 .val = AG_STR("1")},
+		{.kind = AG__STORE_PUT,
+		 .table = "it",
+		 .part = 1,
+		 .key = AG_STR("c"),
+		 .val = AG_STR("3")},
+		{.kind = AG__STORE_PUT,
+		 .table = "it",
+		 .part = 0,
+		 .key = AG_STR("z"),
+		 .val = AG_STR("0")},
+		{.kind = AG__STORE_PUT,
+		 .table = "it",
+		 .part = 300,
+		 .key = AG_STR("a"),
+		 .val = AG_STR("x")},
+		{.kind = AG__STORE_PUT,
+		 .table = "itx",
+		 .part = 1,
+		 .key = AG_STR("a"),
+		 .val = AG_STR("n")},
+		{.kind = AG__STORE_OFFSET, .table = "it", .part = 1, .offset = 7},
+		{.kind = AG__STORE_OFFSET, .table = "it", .part = 0, .offset = 8},
 	};
 	ok_int_eq(ag__store_write(s, ops, sizeof(ops) / sizeof(ops[0])), 0, "write iter fixture");
 
@@ -267,12 +267,12 @@ static void
 test_readonly(struct ag__store *s, const char *dir)
 {
 	struct ag__store_op ops[2] = {
-	        {.kind = AG__STORE_PUT,
-	         .table = "ro",
-	         .part = 5,
-	         .key = AG_STR("k"),
-	         .val = AG_STR("committed")},
-	        {.kind = AG__STORE_OFFSET, .table = "ro", .part = 5, .offset = 77},
+		{.kind = AG__STORE_PUT,
+		 .table = "ro",
+		 .part = 5,
+		 .key = AG_STR("k"),
+		 .val = AG_STR("committed")},
+		{.kind = AG__STORE_OFFSET, .table = "ro", .part = 5, .offset = 77},
 	};
 	ok_int_eq(ag__store_write(s, ops, 2), 0, "writer commits");
 	/* LMDB forbids opening one environment twice in a process: read from a child. */
@@ -305,18 +305,18 @@ test_growth(const char *dir)
 			int n = b * PER_BATCH + i;
 			snprintf(keys[i], 16, "k%09d", n);
 			ops[i] = (struct ag__store_op){.kind = AG__STORE_PUT,
-			                               .table = "big",
-			                               .part = n % 4,
-			                               .key = {keys[i], strlen(keys[i])},
-			                               .val = {val, VLEN}};
+						       .table = "big",
+						       .part = n % 4,
+						       .key = {keys[i], strlen(keys[i])},
+						       .val = {val, VLEN}};
 		}
 		memset(val, 'a' + b, VLEN); /* every op of a batch shares the buffer */
 		rc = ag__store_write(s, ops, PER_BATCH);
 	}
 	ok_int_eq(rc, 0, "%d batches of %d MB each: the map grew as needed", BATCHES,
-	          VLEN * PER_BATCH / 1000000);
+		  VLEN * PER_BATCH / 1000000);
 	ok_int_eq(ag__store_count(s, "big", -1), (int64_t)BATCHES * PER_BATCH,
-	          "every key is there");
+		  "every key is there");
 	int bad = 0;
 	for (int n = 0; n < BATCHES * PER_BATCH; n += 997) {
 		char k[16];
@@ -338,16 +338,16 @@ test_growth(const char *dir)
 	val = malloc(HUGE_LEN);
 	memset(val, 'h', HUGE_LEN);
 	struct ag__store_op huge[2] = {
-	        {.kind = AG__STORE_PUT,
-	         .table = "huge",
-	         .part = 0,
-	         .key = AG_STR("h"),
-	         .val = {val, 1}},
-	        {.kind = AG__STORE_PUT,
-	         .table = "huge",
-	         .part = 0,
-	         .key = AG_STR("h"),
-	         .val = {val, HUGE_LEN}},
+		{.kind = AG__STORE_PUT,
+		 .table = "huge",
+		 .part = 0,
+		 .key = AG_STR("h"),
+		 .val = {val, 1}},
+		{.kind = AG__STORE_PUT,
+		 .table = "huge",
+		 .part = 0,
+		 .key = AG_STR("h"),
+		 .val = {val, HUGE_LEN}},
 	};
 	ok_int_eq(ag__store_write(s, huge, 2), 0, "one 150 MiB batch");
 	struct ag_bytes v = {0};
@@ -373,16 +373,16 @@ test_bad_dirs(void)
 		fclose(f);
 	snprintf(path, sizeof(path), "%s/file/tables", tmpdir);
 	ok_int_eq(ag__store_open(&s, path, 0, err, sizeof(err)), AG_ESTORE,
-	          "a directory under a file fails");
+		  "a directory under a file fails");
 	ok(s == keep, "*out untouched on failure");
 	printf("# %s\n", err);
 	ok(strstr(err, "cannot open table store at ") && strstr(err, path) &&
-	           strstr(err, "Not a directory") && strstr(err, "--datadir"),
+		   strstr(err, "Not a directory") && strstr(err, "--datadir"),
 	   "the message says what happened and what to do");
 
 	snprintf(path, sizeof(path), "%s/absent", tmpdir);
 	ok_int_eq(ag__store_open(&s, path, AG__STORE_RDONLY, err, sizeof(err)), AG_ESTORE,
-	          "read-only open of a missing store fails");
+		  "read-only open of a missing store fails");
 	printf("# %s\n", err);
 	ok(strstr(err, "No such file or directory") && strstr(err, "run a worker"),
 	   "and says to run a worker");
@@ -391,10 +391,10 @@ test_bad_dirs(void)
 	snprintf(path, sizeof(path), "%s/notlmdb", tmpdir);
 	char file[512];
 	snprintf(file, sizeof(file), "mkdir -p %s && head -c 65536 /dev/urandom > %s/data.mdb",
-	         path, path);
+		 path, path);
 	if (system(file) == 0) {
 		ok_int_eq(ag__store_open(&s, path, 0, err, sizeof(err)), AG_ESTORE,
-		          "a directory with a foreign data.mdb fails");
+			  "a directory with a foreign data.mdb fails");
 		printf("# %s\n", err);
 	}
 	ag__store_close(NULL);

@@ -12,12 +12,12 @@
 #include <stdint.h>
 
 struct ag__acks {
-	int64_t *offs;    /* ring of received, not yet released offsets */
-	uint8_t *acked;   /* parallel ring of acked flags */
-	uint32_t cap;     /* ring capacity (power of two) */
-	uint32_t head;    /* index of the oldest entry */
-	uint32_t count;   /* entries in the ring */
-	int64_t next;     /* committable position when the ring is empty */
+	int64_t *offs; /* ring of received, not yet released offsets */
+	uint8_t *acked; /* parallel ring of acked flags */
+	uint32_t cap; /* ring capacity (power of two) */
+	uint32_t head; /* index of the oldest entry */
+	uint32_t count; /* entries in the ring */
+	int64_t next; /* committable position when the ring is empty */
 };
 
 /* Initializes an empty tracker whose committable position is `start`. Allocates lazily. */

@@ -144,8 +144,8 @@ agent_main(void *arg)
 				ag_err_name(rc), (unsigned long long)rt->failures);
 		} else {
 			ag__log(w->app, AG_LOG_ERROR,
-				"agent %s failed before its first event: %s (%s); restarting", a->name,
-				ag_strerror(rc), ag_err_name(rc));
+				"agent %s failed before its first event: %s (%s); restarting",
+				a->name, ag_strerror(rc), ag_err_name(rc));
 		}
 		ag__event_release(rt, 1);
 		if (!rt->ev.msg && rt->failures > 3 && rt->events == 0) {
@@ -358,7 +358,8 @@ ag_event_json(struct ag_event *ev)
 	if (!ev->json_tried) {
 		ev->json_tried = 1;
 		if (ev->msg->payload)
-			ev->json = json_loadb(ev->msg->payload, ev->msg->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+			ev->json = json_loadb(ev->msg->payload, ev->msg->len,
+					      JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
 	}
 	return ev->json;
 }
@@ -380,8 +381,7 @@ ag_send(struct ag_topic *topic, const struct ag_bytes *key, const struct ag_byte
 }
 
 AG_EXPORT int
-ag_stream_yield(struct ag_stream *stream, const struct ag_bytes *key,
-		const struct ag_bytes *value)
+ag_stream_yield(struct ag_stream *stream, const struct ag_bytes *key, const struct ag_bytes *value)
 {
 	struct ag_agent *a = stream->rt->agent;
 	for (size_t i = 0; i < a->nsinks; i++) {

@@ -193,7 +193,8 @@ ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *o
 	if (!opts)
 		opts = &defaults;
 	if (!valid_name(name) || opts->partitions < 0 || opts->partitions > 10000 ||
-	    (unsigned)opts->key_codec > AG_CODEC_JSON || (unsigned)opts->value_codec > AG_CODEC_JSON)
+	    (unsigned)opts->key_codec > AG_CODEC_JSON ||
+	    (unsigned)opts->value_codec > AG_CODEC_JSON)
 		return -EINVAL;
 	int partitions = opts->partitions ? opts->partitions : 8;
 	struct ag_topic *t = ag_app_find_topic(app, name);
@@ -309,8 +310,8 @@ ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata)
 {
 	if (!fn)
 		return -EINVAL;
-	return add_sink(agent, &(struct ag__sink){.kind = AG__SINK_CALLBACK, .fn = fn,
-						     .userdata = userdata});
+	return add_sink(agent, &(struct ag__sink){
+				       .kind = AG__SINK_CALLBACK, .fn = fn, .userdata = userdata});
 }
 
 AG_EXPORT int
@@ -354,8 +355,10 @@ internal_topic(struct ag_app *app, const char *suffix_a, const char *suffix_b, i
 	int n = snprintf(name, sizeof(name), "%s-%s%s", app->id, suffix_a, suffix_b);
 	if (n < 0 || (size_t)n >= sizeof(name))
 		return -EINVAL;
-	struct ag_topic_opts o = {.partitions = partitions, .key_codec = AG_CODEC_RAW,
-				  .value_codec = AG_CODEC_RAW, .internal = 1};
+	struct ag_topic_opts o = {.partitions = partitions,
+				  .key_codec = AG_CODEC_RAW,
+				  .value_codec = AG_CODEC_RAW,
+				  .internal = 1};
 	int rc = ag_app_topic(app, name, &o, out);
 	if (rc == -EEXIST)
 		ag__log(app, AG_LOG_ERROR,

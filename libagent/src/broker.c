@@ -61,7 +61,7 @@ errors_to_debug(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	(void)rk;
 	ag__log(opaque, AG_LOG_DEBUG, "librdkafka: %s: %s",
-	        rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+		rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 static void
@@ -210,7 +210,7 @@ parse_url(struct ag__broker *b, const char *url, char *err, size_t errlen)
  */
 static int
 admin_handle(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t **out, char *err,
-             size_t errlen)
+	     size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (!conf)
@@ -300,8 +300,8 @@ host_mock(struct ag__broker *b, const struct ag_app *app, char *err, size_t errl
 		rd_kafka_destroy(rk);
 		if (!bootstrap) {
 			snprintf(err, errlen,
-			         "cannot start the embedded broker: this librdkafka has no mock "
-			         "cluster; pass --broker kafka://HOST:PORT");
+				 "cannot start the embedded broker: this librdkafka has no mock "
+				 "cluster; pass --broker kafka://HOST:PORT");
 			return AG_ENOBROKER;
 		}
 		return -ENOMEM;
@@ -320,7 +320,7 @@ open_embedded(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen
 	int rc = mkdir_p(dir);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot create the data dir %s: %s; check the --datadir path",
-		         dir, strerror(-rc));
+			 dir, strerror(-rc));
 		return AG_ECONFIG;
 	}
 	if ((rc = addr_path(app, &path)) < 0)
@@ -330,11 +330,11 @@ open_embedded(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen
 		const char *addr = strip_mock_scheme(line);
 		if (broker_answers(app, addr)) {
 			snprintf(
-			        err, errlen,
-			        "another worker (or faustc broker) is serving %s's embedded broker "
-			        "at %s; use another --datadir, or pass --broker mock://%s to share "
-			        "it",
-			        dir, addr, addr);
+				err, errlen,
+				"another worker (or faustc broker) is serving %s's embedded broker "
+				"at %s; use another --datadir, or pass --broker mock://%s to share "
+				"it",
+				dir, addr, addr);
 			free(path);
 			return AG_ECONFIG;
 		}
@@ -346,7 +346,7 @@ open_embedded(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen
 	}
 	if ((rc = write_line_atomic(path, b->bootstrap)) < 0) {
 		snprintf(err, errlen, "cannot write the broker address to %s: %s", path,
-		         strerror(-rc));
+			 strerror(-rc));
 		free(path);
 		return AG_ECONFIG;
 	}
@@ -366,17 +366,17 @@ open_from_file(struct ag__broker *b, struct ag_app *app, char *err, size_t errle
 	rc = read_line(path, line, sizeof(line));
 	if (rc == -ENOENT) {
 		snprintf(err, errlen,
-		         "no broker: %s does not exist; start `faustc -A APP worker` (it hosts the "
-		         "embedded broker) or pass --broker URL",
-		         path);
+			 "no broker: %s does not exist; start `faustc -A APP worker` (it hosts the "
+			 "embedded broker) or pass --broker URL",
+			 path);
 		free(path);
 		return AG_ENOBROKER;
 	}
 	if (rc < 0 || !valid_bootstrap(strip_mock_scheme(line))) {
 		snprintf(err, errlen,
-		         "no broker: cannot read a broker address from %s (%s); start `faustc -A "
-		         "APP worker` or pass --broker URL",
-		         path, rc < 0 ? strerror(-rc) : "not HOST:PORT");
+			 "no broker: cannot read a broker address from %s (%s); start `faustc -A "
+			 "APP worker` or pass --broker URL",
+			 path, rc < 0 ? strerror(-rc) : "not HOST:PORT");
 		free(path);
 		return AG_ENOBROKER;
 	}
@@ -427,18 +427,18 @@ ag__broker_close(struct ag__broker *b)
 
 int
 ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_kafka_type_t type,
-                       rd_kafka_conf_t *conf, char *err, size_t errlen)
+		       rd_kafka_conf_t *conf, char *err, size_t errlen)
 {
 	static const char *const mock_all[][2] = {
-	        {"topic.metadata.refresh.interval.ms", "2000"},
-	        {"socket.nagle.disable", "true"},
-	        {"broker.address.family", "v4"},
+		{"topic.metadata.refresh.interval.ms", "2000"},
+		{"socket.nagle.disable", "true"},
+		{"broker.address.family", "v4"},
 	};
 	/* The mock's group joins take ~3 s: the session must be longer. */
 	static const char *const mock_consumer[][2] = {
-	        {"fetch.wait.max.ms", "10"},
-	        {"session.timeout.ms", "6000"},
-	        {"heartbeat.interval.ms", "500"},
+		{"fetch.wait.max.ms", "10"},
+		{"session.timeout.ms", "6000"},
+		{"heartbeat.interval.ms", "500"},
 	};
 	int rc = conf_set(conf, "bootstrap.servers", b->bootstrap, err, errlen);
 	if (rc < 0)
@@ -461,7 +461,7 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 		if (rd_kafka_conf_set(conf, kv->key, kv->value, why, sizeof(why)) !=
 		    RD_KAFKA_CONF_OK) {
 			snprintf(err, errlen, "option kafka.%s=%s: %s; fix or remove it", kv->key,
-			         kv->value, why);
+				 kv->value, why);
 			return AG_ECONFIG;
 		}
 	}
@@ -493,7 +493,7 @@ wait_s(const struct ag__broker *b)
  */
 static int
 metadata_all(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
-             const struct rd_kafka_metadata **md, char *err, size_t errlen)
+	     const struct rd_kafka_metadata **md, char *err, size_t errlen)
 {
 	uint64_t start = ag__now_ns();
 	int backoff = 250;
@@ -505,13 +505,13 @@ metadata_all(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 			return 0;
 		if (elapsed_s(start) + backoff / 1000.0 >= wait_s(b)) {
 			snprintf(err, errlen,
-			         "no broker reachable at %s (%s after %.0f s); start it, or check "
-			         "--broker and the data dir's broker.addr",
-			         b->bootstrap, rd_kafka_err2str(e), elapsed_s(start));
+				 "no broker reachable at %s (%s after %.0f s); start it, or check "
+				 "--broker and the data dir's broker.addr",
+				 b->bootstrap, rd_kafka_err2str(e), elapsed_s(start));
 			return AG_ENOBROKER;
 		}
 		ag__log(app, AG_LOG_WARN, "waiting for broker at %s (%s)", b->bootstrap,
-		        rd_kafka_err2str(e));
+			rd_kafka_err2str(e));
 		sleep_ms(backoff);
 		backoff = backoff * 2 > 4000 ? 4000 : backoff * 2;
 	}
@@ -528,7 +528,7 @@ missing_topics(const struct ag_app *app, const struct rd_kafka_metadata *md, cha
 		if (md_find(md, app->topics[i]->name))
 			continue;
 		int w = snprintf(buf + used, cap - used, "%s%s", n ? ", " : "",
-		                 app->topics[i]->name);
+				 app->topics[i]->name);
 		if (w > 0 && used + (size_t)w < cap)
 			used += (size_t)w;
 		n++;
@@ -545,17 +545,17 @@ verify(const struct ag__broker *b, const struct ag_app *app, const struct rd_kaf
 		const rd_kafka_metadata_topic_t *mt = md_find(md, t->name);
 		if (!mt) {
 			snprintf(err, errlen,
-			         "topic %s does not exist on the broker at %s and was not created; "
-			         "create it with %d partitions",
-			         t->name, b->bootstrap, t->partitions);
+				 "topic %s does not exist on the broker at %s and was not created; "
+				 "create it with %d partitions",
+				 t->name, b->bootstrap, t->partitions);
 			return AG_ETOPIC;
 		}
 		if (mt->partition_cnt != t->partitions) {
 			snprintf(err, errlen,
-			         "topic %s exists with %d partitions but the app declares %d; "
-			         "delete "
-			         "it or change the declaration",
-			         t->name, mt->partition_cnt, t->partitions);
+				 "topic %s exists with %d partitions but the app declares %d; "
+				 "delete "
+				 "it or change the declaration",
+				 t->name, mt->partition_cnt, t->partitions);
 			return AG_ETOPIC;
 		}
 	}
@@ -568,39 +568,39 @@ create_embedded(const struct ag__broker *b, const struct ag_app *app, char *err,
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		rd_kafka_resp_err_t e =
-		        rd_kafka_mock_topic_create(b->mock, t->name, t->partitions, 1);
+			rd_kafka_mock_topic_create(b->mock, t->name, t->partitions, 1);
 		if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
 			continue;
 		if (e) {
 			snprintf(err, errlen, "cannot create topic %s on the embedded broker: %s",
-			         t->name, rd_kafka_err2str(e));
+				 t->name, rd_kafka_err2str(e));
 			return AG_EKAFKA;
 		}
 		ag__log(app, AG_LOG_DEBUG, "created topic %s (%d partitions)", t->name,
-		        t->partitions);
+			t->partitions);
 	}
 	return 0;
 }
 
 static int
 request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
-             const struct rd_kafka_metadata *md, char *err, size_t errlen)
+	     const struct rd_kafka_metadata *md, char *err, size_t errlen)
 {
 	if (!md_find(md, CONTROL_TOPIC)) {
 		char names[1024];
 		missing_topics(app, md, names, sizeof(names));
 		snprintf(
-		        err, errlen,
-		        "topics %s do not exist on the broker at %s, and it takes no create "
-		        "requests (it is a worker's embedded broker, not `faustc broker`); start a "
-		        "worker of this app on it first, or run `faustc broker`",
-		        names, b->bootstrap);
+			err, errlen,
+			"topics %s do not exist on the broker at %s, and it takes no create "
+			"requests (it is a worker's embedded broker, not `faustc broker`); start a "
+			"worker of this app on it first, or run `faustc broker`",
+			names, b->bootstrap);
 		return AG_ETOPIC;
 	}
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, CONTROL_TOPIC, NULL);
 	if (!rkt) {
 		snprintf(err, errlen, "cannot use the control topic of %s: %s", b->bootstrap,
-		         rd_kafka_err2str(rd_kafka_last_error()));
+			 rd_kafka_err2str(rd_kafka_last_error()));
 		return AG_EKAFKA;
 	}
 	int rc = 0;
@@ -613,13 +613,13 @@ request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 		if (rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, req, (size_t)n, NULL, 0, NULL) <
 		    0) {
 			snprintf(err, errlen, "cannot ask the broker at %s to create %s: %s",
-			         b->bootstrap, t->name, rd_kafka_err2str(rd_kafka_last_error()));
+				 b->bootstrap, t->name, rd_kafka_err2str(rd_kafka_last_error()));
 			rc = AG_EKAFKA;
 			break;
 		}
 		ag__log(app, AG_LOG_INFO,
-		        "asked the broker at %s to create topic %s (%d partitions)", b->bootstrap,
-		        t->name, t->partitions);
+			"asked the broker at %s to create topic %s (%d partitions)", b->bootstrap,
+			t->name, t->partitions);
 	}
 	rd_kafka_topic_destroy(rkt);
 	if (rc < 0)
@@ -627,8 +627,8 @@ request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 	rd_kafka_resp_err_t e = rd_kafka_flush(rk, (int)(wait_s(b) * 1000));
 	if (e) {
 		snprintf(err, errlen,
-		         "no broker reachable at %s (create requests not delivered: %s)",
-		         b->bootstrap, rd_kafka_err2str(e));
+			 "no broker reachable at %s (create requests not delivered: %s)",
+			 b->bootstrap, rd_kafka_err2str(e));
 		return AG_ENOBROKER;
 	}
 	return 0;
@@ -636,7 +636,7 @@ request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 
 static int
 create_kafka(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
-             const struct rd_kafka_metadata *md, char *err, size_t errlen)
+	     const struct rd_kafka_metadata *md, char *err, size_t errlen)
 {
 	rd_kafka_NewTopic_t **nt = calloc(app->ntopics ? app->ntopics : 1, sizeof(*nt));
 	if (!nt)
@@ -665,7 +665,7 @@ create_kafka(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 		goto out;
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_AdminOptions_t *opts =
-	        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+		rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
 	int ms = (int)(wait_s(b) * 1000);
 	rd_kafka_AdminOptions_set_request_timeout(opts, ms, why, sizeof(why));
 	rd_kafka_AdminOptions_set_operation_timeout(opts, ms, why, sizeof(why));
@@ -673,22 +673,22 @@ create_kafka(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms + 2000);
 	if (!ev) {
 		snprintf(err, errlen, "no answer from the broker at %s to CreateTopics",
-		         b->bootstrap);
+			 b->bootstrap);
 		rc = AG_ENOBROKER;
 	} else if (rd_kafka_event_error(ev)) {
 		snprintf(err, errlen, "cannot create topics on %s: %s", b->bootstrap,
-		         rd_kafka_event_error_string(ev));
+			 rd_kafka_event_error_string(ev));
 		rc = AG_EKAFKA;
 	} else {
 		size_t cnt;
 		const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
-		        rd_kafka_event_CreateTopics_result(ev), &cnt);
+			rd_kafka_event_CreateTopics_result(ev), &cnt);
 		for (size_t i = 0; i < cnt && rc == 0; i++) {
 			rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
 			if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
 				snprintf(err, errlen, "cannot create topic %s on %s: %s",
-				         rd_kafka_topic_result_name(res[i]), b->bootstrap,
-				         rd_kafka_topic_result_error_string(res[i]));
+					 rd_kafka_topic_result_name(res[i]), b->bootstrap,
+					 rd_kafka_topic_result_error_string(res[i]));
 				rc = AG_EKAFKA;
 			}
 		}
@@ -763,13 +763,13 @@ on_stop_signal(int sig)
 /* One control record: "create NAME PARTITIONS". */
 static void
 serve_request(struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
-              const rd_kafka_message_t *m)
+	      const rd_kafka_message_t *m)
 {
 	char req[512], name[300];
 	int partitions;
 	if (m->len >= sizeof(req)) {
 		ag__log(app, AG_LOG_ERROR, "ignoring an oversized control record at offset %lld",
-		        (long long)m->offset);
+			(long long)m->offset);
 		return;
 	}
 	memcpy(req, m->payload, m->len);
@@ -778,7 +778,7 @@ serve_request(struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
 	if (sscanf(req, "create %299s %d %c", name, &partitions, &extra) != 2 || partitions < 1 ||
 	    partitions > 10000) {
 		ag__log(app, AG_LOG_ERROR, "ignoring control record \"%s\": not \"create TOPIC N\"",
-		        req);
+			req);
 		return;
 	}
 	const struct rd_kafka_metadata *md = NULL;
@@ -787,10 +787,10 @@ serve_request(struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
 		const rd_kafka_metadata_topic_t *mt = md_find(md, name);
 		if (mt && mt->partition_cnt != partitions)
 			ag__log(app, AG_LOG_ERROR,
-			        "topic %s exists with %d partitions but a client asked for %d; "
-			        "delete "
-			        "it (restart this broker) or change the declaration",
-			        name, mt->partition_cnt, partitions);
+				"topic %s exists with %d partitions but a client asked for %d; "
+				"delete "
+				"it (restart this broker) or change the declaration",
+				name, mt->partition_cnt, partitions);
 		int exists = mt != NULL;
 		rd_kafka_metadata_destroy(md);
 		if (exists)
@@ -835,7 +835,7 @@ control_consumer(struct ag__broker *b, const struct ag_app *app, rd_kafka_t **ou
 	 */
 	int64_t lo, hi;
 	rd_kafka_resp_err_t e =
-	        rd_kafka_query_watermark_offsets(rk, CONTROL_TOPIC, 0, &lo, &hi, 10000);
+		rd_kafka_query_watermark_offsets(rk, CONTROL_TOPIC, 0, &lo, &hi, 10000);
 	rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(parts, CONTROL_TOPIC, 0)->offset = hi;
 	if (!e)
@@ -843,7 +843,7 @@ control_consumer(struct ag__broker *b, const struct ag_app *app, rd_kafka_t **ou
 	rd_kafka_topic_partition_list_destroy(parts);
 	if (e) {
 		ag__log(app, AG_LOG_ERROR, "cannot read the control topic %s: %s", CONTROL_TOPIC,
-		        rd_kafka_err2str(e));
+			rd_kafka_err2str(e));
 		rd_kafka_destroy(rk);
 		return AG_EKAFKA;
 	}
@@ -874,7 +874,7 @@ ag__broker_serve(struct ag_app *app, const char *addr_file)
 	rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(b.mock, CONTROL_TOPIC, 1, 1);
 	if (e) {
 		ag__log(app, AG_LOG_ERROR, "cannot create the control topic: %s",
-		        rd_kafka_err2str(e));
+			rd_kafka_err2str(e));
 		goto out;
 	}
 	if (app && ag__broker_ensure_topics(&b, app, err, sizeof(err)) < 0) {
@@ -887,7 +887,7 @@ ag__broker_serve(struct ag_app *app, const char *addr_file)
 	int rc;
 	if (addr_file && (rc = write_line_atomic(addr_file, url)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "cannot write the broker address to %s: %s", addr_file,
-		        strerror(-rc));
+			strerror(-rc));
 		goto out;
 	}
 	wrote = addr_file != NULL;

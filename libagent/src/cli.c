@@ -16,16 +16,19 @@ static const char usage_main[] =
 	"\n"
 	"Commands:\n"
 	"  worker    run the app's agents (hosts an embedded broker unless --broker is given)\n"
-	"  send      send a value to a topic or an agent: send TOPIC|@AGENT [--key K] [VALUE|--file F]\n"
+	"  send      send a value to a topic or an agent: send TOPIC|@AGENT [--key K] "
+	"[VALUE|--file F]\n"
 	"  agents    list the app's agents\n"
 	"  topics    list the app's topics (internal ones too)\n"
 	"  broker    run an embedded Kafka broker for several workers\n"
 	"\n"
 	"Options (before or after the command):\n"
-	"  -A, --app APP             app module: NAME (NAME.so/libNAME.so searched in ., $FAUSTC_PATH\n"
+	"  -A, --app APP             app module: NAME (NAME.so/libNAME.so searched in ., "
+	"$FAUSTC_PATH\n"
 	"                            and the build's examples dir) or a path to a .so\n"
 	"  -l, --loglevel LEVEL      debug, info, warn, error (default info)\n"
-	"  -b, --broker URL          kafka://host:9092,... or mock://host:port (from faustc broker);\n"
+	"  -b, --broker URL          kafka://host:9092,... or mock://host:port (from faustc "
+	"broker);\n"
 	"                            default: the embedded broker (worker) or DATADIR/broker.addr\n"
 	"      --datadir DIR         data dir (default ./<app_id>-data)\n"
 	"      --kafka-config K=V    librdkafka property for every client (repeatable)\n"
@@ -37,17 +40,21 @@ static const char *const usage_cmd[][2] = {
 	{"worker", "usage: faustc -A APP worker [-l LEVEL] [--broker URL] [--datadir DIR]\n"
 		   "                 [--kafka-config K=V]... [--commit-interval S]\n"
 		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"},
-	{"send", "usage: faustc -A APP send TOPIC|@AGENT [--key K] [VALUE | --file FILE]\n"
-		 "                 [--key-delimiter D] [--broker URL] [--datadir DIR] [--timeout S]\n"
-		 "Validates and sends one VALUE (or one value per line of FILE; - is stdin).\n"
-		 "With --key-delimiter D each value is KEY D VALUE, split at the first D.\n"
-		 "Without --broker it uses DATADIR/broker.addr written by a running worker.\n"},
-	{"agents", "usage: faustc -A APP agents\nLists the app's agents, their topics and sinks.\n"},
-	{"topics", "usage: faustc -A APP topics\nLists the app's topics with partitions and codecs.\n"},
-	{"broker", "usage: faustc [-A APP] broker [--addr-file FILE]\n"
-		   "Runs an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM.\n"
-		   "Prints the URL to pass to --broker (mock://127.0.0.1:PORT) and writes it to FILE.\n"
-		   "With -A it creates the app's topics with their partition counts.\n"},
+	{"send",
+	 "usage: faustc -A APP send TOPIC|@AGENT [--key K] [VALUE | --file FILE]\n"
+	 "                 [--key-delimiter D] [--broker URL] [--datadir DIR] [--timeout S]\n"
+	 "Validates and sends one VALUE (or one value per line of FILE; - is stdin).\n"
+	 "With --key-delimiter D each value is KEY D VALUE, split at the first D.\n"
+	 "Without --broker it uses DATADIR/broker.addr written by a running worker.\n"},
+	{"agents",
+	 "usage: faustc -A APP agents\nLists the app's agents, their topics and sinks.\n"},
+	{"topics",
+	 "usage: faustc -A APP topics\nLists the app's topics with partitions and codecs.\n"},
+	{"broker",
+	 "usage: faustc [-A APP] broker [--addr-file FILE]\n"
+	 "Runs an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM.\n"
+	 "Prints the URL to pass to --broker (mock://127.0.0.1:PORT) and writes it to FILE.\n"
+	 "With -A it creates the app's topics with their partition counts.\n"},
 };
 
 enum {
@@ -189,7 +196,8 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			break;
 		case OPT_KAFKA:
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				status = bad_usage(cmd, "--kafka-config wants KEY=VALUE, got '%s'", optarg);
+				status = bad_usage(cmd, "--kafka-config wants KEY=VALUE, got '%s'",
+						   optarg);
 				goto out;
 			}
 			opts[nopts].name = "kafka.";
@@ -200,7 +208,8 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			break;
 		case OPT_KEY_DELIM:
 			if (!*optarg) {
-				status = bad_usage(cmd, "%s", "--key-delimiter wants a non-empty string");
+				status = bad_usage(cmd, "%s",
+						   "--key-delimiter wants a non-empty string");
 				goto out;
 			}
 			send.key_delimiter = optarg;
@@ -215,7 +224,8 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			char *end;
 			send.timeout = strtod(optarg, &end);
 			if (*end || end == optarg || !(send.timeout > 0)) {
-				status = bad_usage(cmd, "--timeout wants seconds > 0, got '%s'", optarg);
+				status = bad_usage(cmd, "--timeout wants seconds > 0, got '%s'",
+						   optarg);
 				goto out;
 			}
 			break;
@@ -245,16 +255,17 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		goto out;
 	}
 	if (!cmd_usage(cmd)) {
-		status = bad_usage(NULL, "unknown command '%s' (commands: worker, send, agents, "
-					 "topics, broker)",
+		status = bad_usage(NULL,
+				   "unknown command '%s' (commands: worker, send, agents, "
+				   "topics, broker)",
 				   cmd);
 		goto out;
 	}
 	if (setup) {
 		rc = setup(app);
 		if (rc < 0) {
-			fprintf(stderr, "faustc: the app's setup failed: %s (%s)\n", ag_strerror(rc),
-				ag_err_name(rc));
+			fprintf(stderr, "faustc: the app's setup failed: %s (%s)\n",
+				ag_strerror(rc), ag_err_name(rc));
 			status = 1;
 			goto out;
 		}
@@ -292,9 +303,10 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 	} else if (strcmp(cmd, "send") == 0) {
 		if (npositional < 1 || npositional > 2 || (npositional == 2 && send.file) ||
 		    (npositional == 1 && !send.file) || (send.key && send.key_delimiter)) {
-			status = bad_usage("send ", "%s",
-					   "send wants TOPIC|@AGENT, either VALUE or --file FILE, and "
-					   "--key or --key-delimiter (not both)");
+			status = bad_usage(
+				"send ", "%s",
+				"send wants TOPIC|@AGENT, either VALUE or --file FILE, and "
+				"--key or --key-delimiter (not both)");
 			goto out;
 		}
 		send.target = positional[0];

@@ -22,9 +22,9 @@
 #include "codec.h"
 
 static const char *const codec_names[] = {
-        [AG_CODEC_RAW] = "raw",
-        [AG_CODEC_STRING] = "string",
-        [AG_CODEC_JSON] = "json",
+	[AG_CODEC_RAW] = "raw",
+	[AG_CODEC_STRING] = "string",
+	[AG_CODEC_JSON] = "json",
 };
 
 const char *
@@ -103,7 +103,7 @@ validate_string(struct ag_bytes data, char *err, size_t errlen)
 		size_t len = utf8_seq(p + i, data.len - i);
 		if (len == 0) {
 			snprintf(err, errlen, "string: invalid UTF-8 at byte %zu (0x%02x)", i,
-			         p[i]);
+				 p[i]);
 			return AG_EDECODE;
 		}
 		i += len;
@@ -125,7 +125,7 @@ validate_json(struct ag_bytes data, char *err, size_t errlen)
 	const char *nul = data.len ? memchr(data.ptr, '\0', data.len) : NULL;
 	if (nul) {
 		snprintf(err, errlen, "json: NUL byte at byte %zu",
-		         (size_t)(nul - (const char *)data.ptr));
+			 (size_t)(nul - (const char *)data.ptr));
 		return AG_EDECODE;
 	}
 	json_error_t jerr;
@@ -135,7 +135,7 @@ validate_json(struct ag_bytes data, char *err, size_t errlen)
 		return 0;
 	}
 	snprintf(err, errlen, "json: %s at line %d column %d (byte %d)", jerr.text, jerr.line,
-	         jerr.column, jerr.position);
+		 jerr.column, jerr.position);
 	return AG_EDECODE;
 }
 
@@ -150,7 +150,7 @@ ag__codec_validate(enum ag_codec codec, struct ag_bytes data, char *err, size_t 
 	err[0] = '\0';
 	if (data.len && !data.ptr) {
 		snprintf(err, errlen, "%s: NULL data of %zu bytes", ag__codec_name(codec),
-		         data.len);
+			 data.len);
 		return AG_EDECODE;
 	}
 	switch (codec) {
@@ -348,9 +348,9 @@ ag__val_decode(struct ag_bytes data, struct ag__val *out)
 	case 'i': {
 		/* Sign-extend from the payload's width (two's complement, as C23 requires). */
 		int64_t i = width == 1   ? (int8_t)u
-		            : width == 2 ? (int16_t)u
-		            : width == 4 ? (int32_t)u
-		                         : (int64_t)u;
+			    : width == 2 ? (int16_t)u
+			    : width == 4 ? (int32_t)u
+					 : (int64_t)u;
 		*out = (struct ag__val){.type = AG__VAL_I64, .i64 = i};
 		return 0;
 	}

@@ -191,8 +191,8 @@ init_context(struct ag__coro *c)
 	/* Layout as documented in coro_x86_64.S; the top of the stack is page aligned. */
 	uint64_t *f = (uint64_t *)((char *)c->stack + c->stack_size) - 8;
 	uint32_t fpu[2] = {
-	        0x1f80u, /* MXCSR: all exceptions masked, round to nearest */
-	        0x037fu, /* x87 control word: the same, 64-bit precision */
+		0x1f80u, /* MXCSR: all exceptions masked, round to nearest */
+		0x037fu, /* x87 control word: the same, 64-bit precision */
 	};
 
 	memset(f, 0, 8 * sizeof(*f));

@@ -8,8 +8,8 @@ AG_EXPORT const char *
 ag_strerror(int err)
 {
 	switch (err) {
-#define AG__ERR_MSG(name, code, msg)                                                               \
-	case (code):                                                                               \
+#define AG__ERR_MSG(name, code, msg) \
+	case (code): \
 		return msg;
 		AG_ERRNO_MAP(AG__ERR_MSG)
 #undef AG__ERR_MSG
@@ -27,15 +27,15 @@ AG_EXPORT const char *
 ag_err_name(int err)
 {
 	switch (err) {
-#define AG__ERR_NAME(name, code, msg)                                                              \
-	case (code):                                                                               \
+#define AG__ERR_NAME(name, code, msg) \
+	case (code): \
 		return "AG_" #name;
 		AG_ERRNO_MAP(AG__ERR_NAME)
 #undef AG__ERR_NAME
 	case 0:
 		return "OK";
-#define AG__ERRNO_NAME(e)                                                                          \
-	case -(e):                                                                                 \
+#define AG__ERRNO_NAME(e) \
+	case -(e): \
 		return #e;
 		AG__ERRNO_NAME(ENOMEM)
 		AG__ERRNO_NAME(EINVAL)

@@ -26,10 +26,10 @@ struct ag_topic {
 	int partitions;
 	enum ag_codec key_codec;
 	enum ag_codec value_codec;
-	int internal;           /* created by faustc (changelogs, agent topics) */
+	int internal; /* created by faustc (changelogs, agent topics) */
 	struct ag_agent *agent; /* the agent it feeds, if any */
 	/* run time (worker) */
-	rd_kafka_topic_t *rkt;   /* producer topic handle, created lazily */
+	rd_kafka_topic_t *rkt; /* producer topic handle, created lazily */
 	struct ag__tpart *parts; /* consumer-side partition state, [partitions] */
 };
 
@@ -79,7 +79,7 @@ struct ag__kv {
 struct ag_app {
 	char *id;
 	/* options */
-	char *broker;  /* URL, NULL/"" = embedded */
+	char *broker; /* URL, NULL/"" = embedded */
 	char *datadir; /* NULL = ./<id>-data */
 	double commit_interval;
 	enum ag_log_level loglevel;
@@ -122,16 +122,16 @@ int ag__kafka_err(rd_kafka_resp_err_t err);
 
 enum ag__broker_kind {
 	AG__BROKER_EMBEDDED, /* mock cluster hosted in this process */
-	AG__BROKER_MOCK,     /* mock cluster of a `faustc broker` or another worker */
-	AG__BROKER_KAFKA,    /* a real Kafka cluster */
+	AG__BROKER_MOCK, /* mock cluster of a `faustc broker` or another worker */
+	AG__BROKER_KAFKA, /* a real Kafka cluster */
 };
 
 struct ag__broker {
 	enum ag__broker_kind kind;
-	char *bootstrap;                  /* "host:port,host:port" */
+	char *bootstrap; /* "host:port,host:port" */
 	struct rd_kafka_mock_cluster_s *mock; /* EMBEDDED: the hosted cluster */
-	rd_kafka_t *mock_rk;              /* EMBEDDED: the handle that owns it */
-	char *addr_file;                  /* EMBEDDED: <datadir>/broker.addr we wrote */
+	rd_kafka_t *mock_rk; /* EMBEDDED: the handle that owns it */
+	char *addr_file; /* EMBEDDED: <datadir>/broker.addr we wrote */
 	double wait; /* seconds ensure_topics waits for an unreachable broker; 0 = 30 */
 };
 
@@ -183,12 +183,12 @@ int ag__broker_serve(struct ag_app *app, const char *addr_file);
 /* ---- send.c: `faustc send` ---- */
 
 struct ag__send_args {
-	const char *target;   /* "topic" or "@agent" */
-	const char *key;      /* optional */
-	const char *value;    /* optional: one value */
-	const char *file;     /* optional: one value per line */
+	const char *target; /* "topic" or "@agent" */
+	const char *key; /* optional */
+	const char *value; /* optional: one value */
+	const char *file; /* optional: one value per line */
 	const char *key_delimiter; /* optional: lines are KEY<delimiter>VALUE */
-	double timeout;       /* seconds to wait for a broker and for delivery (default 10) */
+	double timeout; /* seconds to wait for a broker and for delivery (default 10) */
 };
 
 /* Sends values to a topic or an agent, validating them first. Returns the exit status. */

@@ -8,9 +8,9 @@
  * Creates a client: `extra` properties first, then the broker's client settings and the
  * app's kafka.* options (which win). Returns 0, AG_ECONFIG with librdkafka's text in err.
  */
-int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b,
-		  struct ag_app *app, const struct ag__kv *extra, size_t nextra, void *opaque,
-		  char *err, size_t errlen);
+int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, struct ag_app *app,
+		  const struct ag__kv *extra, size_t nextra, void *opaque, char *err,
+		  size_t errlen);
 
 /* rd_kafka_new that frees conf on failure. */
 int ag__kafka_create(rd_kafka_t **out, rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,

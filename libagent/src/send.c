@@ -59,12 +59,12 @@ list_targets(const struct ag_app *app, char *buf, size_t cap)
 		if (app->topics[i]->internal)
 			continue;
 		int n = snprintf(buf + used, cap - used, "%s%s", used ? ", " : "",
-		                 app->topics[i]->name);
+				 app->topics[i]->name);
 		used += n > 0 ? (size_t)n : 0;
 	}
 	for (size_t i = 0; i < app->nagents && used < cap; i++) {
 		int n = snprintf(buf + used, cap - used, "%s@%s", used ? ", " : "",
-		                 app->agents[i]->name);
+				 app->agents[i]->name);
 		used += n > 0 ? (size_t)n : 0;
 	}
 	if (!buf[0])
@@ -210,7 +210,7 @@ on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	d->offset = m->offset;
 	if (d->total > PROGRESS_FROM && d->ok >= d->next_progress) {
 		fprintf(stderr, "faustc send: %zu of %zu values delivered (%zu%%)\n", d->ok,
-		        d->total, d->ok * 100 / d->total);
+			d->total, d->ok * 100 / d->total);
 		d->next_progress += d->total / 10;
 	}
 }
@@ -224,7 +224,7 @@ check_args(const struct ag__send_args *args)
 	}
 	if (!args->value == !args->file) {
 		say("%s", args->value ? "give either a VALUE or --file FILE, not both"
-		                      : "nothing to send: give a VALUE or --file FILE");
+				      : "nothing to send: give a VALUE or --file FILE");
 		return 2;
 	}
 	return 0;
@@ -276,7 +276,7 @@ validate(const struct ag_topic *t, const struct ag__send_args *args, const struc
 
 static rd_kafka_t *
 producer_new(const struct ag__broker *b, const struct ag_app *app, struct delivery *d,
-             double timeout)
+	     double timeout)
 {
 	char err[512], ms[32];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -284,10 +284,10 @@ producer_new(const struct ag__broker *b, const struct ag_app *app, struct delive
 		return NULL;
 	snprintf(ms, sizeof(ms), "%d", (int)(timeout * 1000));
 	const char *const settings[][2] = {
-	        {"partitioner", "murmur2_random"},
-	        {"linger.ms", "5"},
-	        {"acks", "all"},
-	        {"message.timeout.ms", ms},
+		{"partitioner", "murmur2_random"},
+		{"linger.ms", "5"},
+		{"acks", "all"},
+		{"message.timeout.ms", ms},
 	};
 	int rc = ag__broker_client_conf(b, app, RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	for (size_t i = 0; rc == 0 && i < AG__ARRAY_SIZE(settings); i++) {
@@ -311,7 +311,7 @@ producer_new(const struct ag__broker *b, const struct ag_app *app, struct delive
 
 static int
 produce_all(rd_kafka_t *rk, const struct ag_topic *t, const struct ag__send_args *args,
-            const struct values *v)
+	    const struct values *v)
 {
 	size_t klen = args->key ? strlen(args->key) : 0;
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, t->name, NULL);
@@ -324,7 +324,7 @@ produce_all(rd_kafka_t *rk, const struct ag_topic *t, const struct ag__send_args
 		const char *key = v->kptr ? v->kptr[i] : args->key;
 		size_t key_len = v->kptr ? v->klen[i] : klen;
 		while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, v->ptr[i],
-		                        v->len[i], (void *)key, key_len, NULL) < 0) {
+					v->len[i], (void *)key, key_len, NULL) < 0) {
 			rd_kafka_resp_err_t e = rd_kafka_last_error();
 			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 				say("cannot send to %s: %s", t->name, rd_kafka_err2str(e));

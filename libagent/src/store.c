@@ -73,7 +73,7 @@ get_be32(const unsigned char *p)
  */
 static int
 key_prefix(const struct ag__store *s, struct store_key *k, const char *ns, const char *table,
-           int32_t part)
+	   int32_t part)
 {
 	size_t nslen = ns ? strlen(ns) + 1 : 0;
 	size_t tlen = strlen(table) + 1;
@@ -97,7 +97,7 @@ key_prefix(const struct ag__store *s, struct store_key *k, const char *ns, const
 /* Builds the "data" key of (table, part, key). Returns 0, -EINVAL when it is too long. */
 static int
 data_key(const struct ag__store *s, struct store_key *k, const char *table, int32_t part,
-         struct ag_bytes key)
+	 struct ag_bytes key)
 {
 	int rc = key_prefix(s, k, NULL, table, part);
 	if (rc < 0)
@@ -135,16 +135,16 @@ store_err(const struct ag__store *s, int rc, const char *what)
 		return -ENOMEM;
 	if (disk_full(s, rc)) {
 		ag__log(NULL, AG_LOG_ERROR,
-		        "table store at %s: %s failed: disk full (%s); nothing of it was written. "
-		        "Free space on the filesystem of --datadir or move --datadir to a larger "
-		        "one",
-		        s->dir, what, mdb_strerror(rc == EDQUOT ? EDQUOT : ENOSPC));
+			"table store at %s: %s failed: disk full (%s); nothing of it was written. "
+			"Free space on the filesystem of --datadir or move --datadir to a larger "
+			"one",
+			s->dir, what, mdb_strerror(rc == EDQUOT ? EDQUOT : ENOSPC));
 		return -ENOSPC;
 	}
 	ag__log(NULL, AG_LOG_ERROR, "table store at %s: %s failed: %s%s", s->dir, what,
-	        mdb_strerror(rc),
-	        rc == MDB_PANIC ? "; the store cannot be written any more: restart the worker"
-	                        : "");
+		mdb_strerror(rc),
+		rc == MDB_PANIC ? "; the store cannot be written any more: restart the worker"
+				: "");
 	return AG_ESTORE;
 }
 
@@ -203,7 +203,7 @@ map_grow(struct ag__store *s)
 		mdb_env_set_mapsize(s->env, info.me_mapsize);
 	else
 		ag__log(NULL, AG_LOG_INFO, "table store at %s: map grown to %zu MiB", s->dir,
-		        size >> 20);
+			size >> 20);
 	return rc;
 }
 
@@ -219,8 +219,8 @@ store_txn(struct ag__store *s, store_txn_fn body, void *ctx, const char *what)
 {
 	if (s->flags & AG__STORE_RDONLY) {
 		ag__log(NULL, AG_LOG_ERROR,
-		        "table store at %s: %s: the store is open read-only; only a worker writes",
-		        s->dir, what);
+			"table store at %s: %s: the store is open read-only; only a worker writes",
+			s->dir, what);
 		return AG_ESTORE;
 	}
 	/* Values handed out by gets end here; a live snapshot would also pin old pages. */
@@ -297,9 +297,9 @@ open_hint(int rc, unsigned flags)
 		return "check the --datadir permissions";
 	case ENOENT:
 		return (flags & AG__STORE_RDONLY)
-		               ? "check --datadir, or run a worker once to create "
-		                 "the tables"
-		               : "check --datadir";
+			       ? "check --datadir, or run a worker once to create "
+				 "the tables"
+			       : "check --datadir";
 	case ENOTDIR:
 		return "--datadir or one of its parents is not a directory; check --datadir";
 	case ENOSPC:
@@ -325,8 +325,8 @@ open_fail(struct ag__store *s, const char *dir, int rc, char *errbuf, size_t err
 {
 	char msg[1024];
 	snprintf(msg, sizeof(msg), "cannot open table store at %s: %s; %s", dir,
-	         rc == MDB_NOTFOUND ? "no table databases" : mdb_strerror(rc),
-	         open_hint(rc, s->flags));
+		 rc == MDB_NOTFOUND ? "no table databases" : mdb_strerror(rc),
+		 open_hint(rc, s->flags));
 	if (errbuf && errlen)
 		snprintf(errbuf, errlen, "%s", msg);
 	else
@@ -413,7 +413,7 @@ ag__store_close(struct ag__store *s)
 
 int
 ag__store_get(struct ag__store *s, const char *table, int32_t part, struct ag_bytes key,
-              struct ag_bytes *val)
+	      struct ag_bytes *val)
 {
 	struct store_key k;
 	if (part < 0 || data_key(s, &k, table, part, key) < 0)
@@ -443,13 +443,13 @@ ag__store_get_offset(struct ag__store *s, const char *table, int32_t part, int64
 	rc = mdb_get(s->rtxn, s->meta, &mk, &mv);
 	if (rc)
 		return rc == MDB_NOTFOUND ? -ENOENT
-		                          : store_err(s, rc, "read of a changelog offset");
+					  : store_err(s, rc, "read of a changelog offset");
 	if (mv.mv_size != 8) {
 		ag__log(NULL, AG_LOG_ERROR,
-		        "table store at %s: changelog offset of %s[%d] has %zu bytes, not 8; "
-		        "the store is damaged: remove it to rebuild the tables from their "
-		        "changelogs",
-		        s->dir, table, (int)part, mv.mv_size);
+			"table store at %s: changelog offset of %s[%d] has %zu bytes, not 8; "
+			"the store is damaged: remove it to rebuild the tables from their "
+			"changelogs",
+			s->dir, table, (int)part, mv.mv_size);
 		return AG_ESTORE;
 	}
 	const unsigned char *p = mv.mv_data;
@@ -477,9 +477,9 @@ write_body(struct ag__store *s, MDB_txn *txn, void *arg, int *ours)
 		int rc;
 		if (!op->table || op->part < 0) {
 			ag__log(NULL, AG_LOG_ERROR,
-			        "table store at %s: write op %zu has %s; this is a bug in the "
-			        "caller",
-			        s->dir, i, op->table ? "a negative partition" : "no table");
+				"table store at %s: write op %zu has %s; this is a bug in the "
+				"caller",
+				s->dir, i, op->table ? "a negative partition" : "no table");
 			return *ours = -EINVAL;
 		}
 		switch (op->kind) {
@@ -487,12 +487,12 @@ write_body(struct ag__store *s, MDB_txn *txn, void *arg, int *ours)
 		case AG__STORE_DEL:
 			if (data_key(s, &k, op->table, op->part, op->key) < 0) {
 				ag__log(NULL, AG_LOG_ERROR,
-				        "table store at %s: key of %zu bytes for table %s "
-				        "partition %d "
-				        "is too long (keys, table name included, take at most %zu "
-				        "bytes); use shorter keys",
-				        s->dir, op->key.len, op->table, (int)op->part,
-				        s->keymax - 5);
+					"table store at %s: key of %zu bytes for table %s "
+					"partition %d "
+					"is too long (keys, table name included, take at most %zu "
+					"bytes); use shorter keys",
+					s->dir, op->key.len, op->table, (int)op->part,
+					s->keymax - 5);
 				return *ours = -EINVAL;
 			}
 			mk.mv_size = k.len;
@@ -510,8 +510,8 @@ write_body(struct ag__store *s, MDB_txn *txn, void *arg, int *ours)
 		case AG__STORE_OFFSET:
 			if (key_prefix(s, &k, STORE_CLOG, op->table, op->part) < 0) {
 				ag__log(NULL, AG_LOG_ERROR,
-				        "table store at %s: table name %s is too long", s->dir,
-				        op->table);
+					"table store at %s: table name %s is too long", s->dir,
+					op->table);
 				return *ours = -EINVAL;
 			}
 			for (int b = 0; b < 8; b++)
@@ -524,9 +524,9 @@ write_body(struct ag__store *s, MDB_txn *txn, void *arg, int *ours)
 			break;
 		default:
 			ag__log(NULL, AG_LOG_ERROR,
-			        "table store at %s: write op %zu has unknown kind %d; this is a "
-			        "bug",
-			        s->dir, i, (int)op->kind);
+				"table store at %s: write op %zu has unknown kind %d; this is a "
+				"bug",
+				s->dir, i, (int)op->kind);
 			return *ours = -EINVAL;
 		}
 		if (rc)
@@ -551,7 +551,7 @@ has_prefix(const MDB_val *k, const struct store_key *p)
 
 int
 ag__store_iter(struct ag__store *s, const char *table, int32_t part, ag__store_iter_fn fn,
-               void *userdata)
+	       void *userdata)
 {
 	struct store_key p;
 	if (key_prefix(s, &p, NULL, table, part) < 0)

@@ -46,7 +46,7 @@ struct ag__store_op {
  * "what happened and what to do", with LMDB's message; without errbuf it is logged.
  */
 int ag__store_open(struct ag__store **out, const char *dir, unsigned flags, char *errbuf,
-                   size_t errlen);
+		   size_t errlen);
 
 /* Closes the store. NULL is a no-op. */
 void ag__store_close(struct ag__store *s);
@@ -57,7 +57,7 @@ void ag__store_close(struct ag__store *s);
  * long to be stored), AG_ESTORE.
  */
 int ag__store_get(struct ag__store *s, const char *table, int32_t part, struct ag_bytes key,
-                  struct ag_bytes *val);
+		  struct ag_bytes *val);
 
 /* Reads the changelog offset of (table, part). Returns 0, -ENOENT (none stored), AG_ESTORE. */
 int ag__store_get_offset(struct ag__store *s, const char *table, int32_t part, int64_t *out);
@@ -77,9 +77,9 @@ int ag__store_write(struct ag__store *s, const struct ag__store_op *ops, size_t 
  * Returns 0, fn's value, AG_ESTORE.
  */
 typedef int (*ag__store_iter_fn)(int32_t part, struct ag_bytes key, struct ag_bytes val,
-                                 void *userdata);
+				 void *userdata);
 int ag__store_iter(struct ag__store *s, const char *table, int32_t part, ag__store_iter_fn fn,
-                   void *userdata);
+		   void *userdata);
 
 /* Number of keys of (table, part); part < 0: all partitions. Returns >= 0 or AG_ESTORE. */
 int64_t ag__store_count(struct ag__store *s, const char *table, int32_t part);

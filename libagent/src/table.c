@@ -40,7 +40,7 @@ struct part {
 	uint32_t nbuckets;
 	uint32_t count;
 	uint32_t ndirty;
-	int64_t clog_high;   /* next changelog offset known delivered, -1 unknown */
+	int64_t clog_high; /* next changelog offset known delivered, -1 unknown */
 	int64_t clog_stored; /* what LMDB holds */
 	int restoring;
 	int64_t restore_end;
@@ -197,8 +197,8 @@ lookup(struct ag_table *t, const struct ag_bytes *key, struct ag_bytes *out)
 	if (!w || !t->rt)
 		return AG_ESTOPPED;
 	int32_t p = table_partition(t, key);
-	struct entry *e = cache_find(&t->rt->parts[p], key->ptr, key->len,
-				     hash_bytes(key->ptr, key->len));
+	struct entry *e =
+		cache_find(&t->rt->parts[p], key->ptr, key->len, hash_bytes(key->ptr, key->len));
 	if (e) {
 		if (e->deleted)
 			return -ENOENT;
@@ -230,8 +230,8 @@ put_val(struct ag_table *t, const struct ag_bytes *key, const struct ag__val *v)
 		return -ENOMEM;
 	int n = ag__val_encode(v, buf, need);
 	int rc = n < 0 ? n
-		       : cache_put(&t->rt->parts[table_partition(t, key)], key->ptr, key->len,
-				   buf, (size_t)n);
+		       : cache_put(&t->rt->parts[table_partition(t, key)], key->ptr, key->len, buf,
+				   (size_t)n);
 	if (buf != small)
 		free(buf);
 	return rc;
@@ -447,7 +447,8 @@ ag__tables_cycle_begin(struct ag__worker *w)
 						continue;
 					struct ag_bytes k = {e->key, e->klen};
 					struct ag_bytes v = {e->val, e->vlen};
-					rc = ag__produce(w, t->changelog, p, &k, e->deleted ? NULL : &v);
+					rc = ag__produce(w, t->changelog, p, &k,
+							 e->deleted ? NULL : &v);
 					if (rc < 0)
 						goto out; /* stays dirty: the next cycle sends it */
 					uint8_t *copy = malloc(e->klen + e->vlen + 1);
@@ -488,8 +489,10 @@ ag__tables_cycle_end(struct ag__worker *w)
 			struct part *pt = &t->rt->parts[p];
 			if (pt->clog_high < 0 || pt->clog_high == pt->clog_stored)
 				continue;
-			struct ag__store_op op = {.kind = AG__STORE_OFFSET, .table = t->name,
-						  .part = p, .offset = pt->clog_high};
+			struct ag__store_op op = {.kind = AG__STORE_OFFSET,
+						  .table = t->name,
+						  .part = p,
+						  .offset = pt->clog_high};
 			if ((rc = push_op(ts, &op, NULL)) < 0)
 				return rc;
 		}
@@ -644,7 +647,8 @@ ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp)
 		int rc = restore_part(w, t, tp);
 		if (rc < 0) {
 			ag__log(w->app, AG_LOG_ERROR,
-				"table %s partition %d could not be recovered (%s); the worker stops "
+				"table %s partition %d could not be recovered (%s); the worker "
+				"stops "
 				"rather than run on wrong state",
 				t->name, (int)tp->partition, ag_strerror(rc));
 			w->exit_status = 1;
@@ -723,7 +727,8 @@ ag__tables_restore_poll(struct ag__worker *w)
 	cycle_ops_free(ts);
 	for (ssize_t i = 0; i < n; i++) {
 		rd_kafka_message_t *m = msgs[i];
-		struct ag_table *t = m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : NULL;
+		struct ag_table *t =
+			m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : NULL;
 		struct part *pt = t && t->rt ? &t->rt->parts[m->partition] : NULL;
 		if (!pt || !pt->restoring)
 			continue;
@@ -742,8 +747,10 @@ ag__tables_restore_poll(struct ag__worker *w)
 				.key = {m->key, m->key_len},
 				.val = {m->payload, m->len},
 			};
-			struct ag__store_op off = {.kind = AG__STORE_OFFSET, .table = t->name,
-						   .part = m->partition, .offset = m->offset + 1};
+			struct ag__store_op off = {.kind = AG__STORE_OFFSET,
+						   .table = t->name,
+						   .part = m->partition,
+						   .offset = m->offset + 1};
 			if (push_op(ts, &op, NULL) < 0 || push_op(ts, &off, NULL) < 0)
 				continue;
 			pt->restored++;

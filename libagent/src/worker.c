@@ -294,9 +294,9 @@ ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 			return ag__kafka_err(rd_kafka_last_error());
 	}
 	if (partition < 0)
-		partition = key && key->ptr ? ag__murmur2_partition(key->ptr, key->len,
-								     topic->partitions)
-					    : RD_KAFKA_PARTITION_UA;
+		partition = key && key->ptr
+				    ? ag__murmur2_partition(key->ptr, key->len, topic->partitions)
+				    : RD_KAFKA_PARTITION_UA;
 	uint64_t seq = w->next_seq;
 	if (rd_kafka_produce(topic->rkt, partition, RD_KAFKA_MSG_F_COPY,
 			     value ? (void *)value->ptr : NULL, value ? value->len : 0,
@@ -393,9 +393,11 @@ cycle_check(struct ag__worker *w)
 	} else if (offs->cnt > 0 && !w->closing) {
 		rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, offs, 1);
 		if (err)
-			ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
+			ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s",
+				rd_kafka_err2str(err));
 		for (int i = 0; i < offs->cnt; i++) {
-			struct ag__tpart *tp = find_tpart(w, offs->elems[i].topic, offs->elems[i].partition);
+			struct ag__tpart *tp =
+				find_tpart(w, offs->elems[i].topic, offs->elems[i].partition);
 			if (tp)
 				tp->committed = offs->elems[i].offset;
 		}
@@ -451,8 +453,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		log_parts(w, "partitions assigned", parts);
 		for (int i = 0; i < parts->cnt; i++) {
-			struct ag__tpart *tp = find_tpart(w, parts->elems[i].topic,
-							  parts->elems[i].partition);
+			struct ag__tpart *tp =
+				find_tpart(w, parts->elems[i].topic, parts->elems[i].partition);
 			if (!tp)
 				continue;
 			tp->assigned = 1;
@@ -515,7 +517,8 @@ on_close_tick(uv_timer_t *h)
 {
 	struct ag__worker *w = h->data;
 	if (ag__now_ns() - w->stop_ns > 15ull * 1000000000u) {
-		ag__log(w->app, AG_LOG_WARN, "the consumer did not close within 15 s; exiting anyway");
+		ag__log(w->app, AG_LOG_WARN,
+			"the consumer did not close within 15 s; exiting anyway");
 		close_handles(w);
 		return;
 	}
@@ -650,10 +653,8 @@ clients_open(struct ag__worker *w)
 		{"batch.num.messages", "10000"},
 	};
 	const struct ag__kv restorer_conf[] = {
-		{"group.id", group_restore},
-		{"enable.auto.commit", "false"},
-		{"enable.auto.offset.store", "false"},
-		{"auto.offset.reset", "earliest"},
+		{"group.id", group_restore},           {"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
 		{"enable.partition.eof", "true"},
 	};
 	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app, consumer_conf,
@@ -812,7 +813,8 @@ ag__worker_run(struct ag_app *app)
 	double elapsed = w->first_event_ns && w->last_delivery_ns > w->first_event_ns
 				 ? (double)(w->last_delivery_ns - w->first_event_ns) / 1e9
 				 : 0.0;
-	ag__log(app, AG_LOG_INFO, "stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu",
+	ag__log(app, AG_LOG_INFO,
+		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
 		(unsigned long long)w->failed_deliveries);
 	if (app->loglevel > AG_LOG_INFO)

@@ -27,15 +27,15 @@ struct ag__tpart {
 	struct ag_topic *topic;
 	int32_t partition;
 	int assigned;
-	int ready;            /* tables recovered: the agent may see its events */
-	int paused;           /* fetching paused by back-pressure */
-	int recovering;       /* table partitions still restoring */
-	int revoking;         /* revoked, waiting for the commit cycle */
+	int ready; /* tables recovered: the agent may see its events */
+	int paused; /* fetching paused by back-pressure */
+	int recovering; /* table partitions still restoring */
+	int revoking; /* revoked, waiting for the commit cycle */
 	rd_kafka_message_t **buf; /* ring of fetched, not yet handed out messages */
 	uint32_t cap, head, count;
 	struct ag__acks acks; /* offsets handed out and their acks */
-	int have_pos;         /* acks hold a real position */
-	int64_t committed;    /* last committed position, -1 none */
+	int have_pos; /* acks hold a real position */
+	int64_t committed; /* last committed position, -1 none */
 };
 
 enum ag__agent_state {
@@ -66,10 +66,10 @@ struct ag__agent_rt {
 	struct ag_stream stream;
 	struct ag_event ev; /* current event (ev.msg NULL: none) */
 	enum ag__agent_state state;
-	int queued;                 /* on the run queue */
-	struct ag__agent_rt *next;  /* run queue link */
-	uint32_t rr;                /* next partition to look at */
-	uint32_t slice;             /* events in the current slice */
+	int queued; /* on the run queue */
+	struct ag__agent_rt *next; /* run queue link */
+	uint32_t rr; /* next partition to look at */
+	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
 };
 
@@ -93,7 +93,7 @@ struct ag__worker {
 	/* run queue of agents */
 	struct ag__agent_rt *runq_head, *runq_tail;
 	struct ag__agent_rt *current; /* agent running now */
-	int consume_more;             /* consumer budget ran out: continue next turn */
+	int consume_more; /* consumer budget ran out: continue next turn */
 	int restore_more;
 
 	/* producer: every message gets a sequence number; delivered ones are acked here */
@@ -111,11 +111,11 @@ struct ag__worker {
 	struct ag__tables *tables; /* table.c's state */
 
 	/* lifecycle */
-	int stopping;      /* stop requested: agents get AG_EOF */
-	int closing;       /* final commit done: closing the consumer */
+	int stopping; /* stop requested: agents get AG_EOF */
+	int closing; /* final commit done: closing the consumer */
 	int exit_status;
 	int unassign_pending; /* revoke waits for a commit cycle */
-	int recovering;       /* table partitions being restored */
+	int recovering; /* table partitions being restored */
 	uint64_t stop_ns;
 
 	/* stats */

@@ -41,9 +41,9 @@ struct ag_module {
  *     static int setup(struct ag_app *app) { ... }
  *     AG_APP_MODULE(setup)
  */
-#define AG_APP_MODULE(setup)                                                                       \
-	__attribute__((visibility("default"))) const struct ag_module ag_module_entry = {          \
-		AG_MODULE_ABI, (setup)}
+#define AG_APP_MODULE(setup) \
+	__attribute__((visibility("default"))) \
+	const struct ag_module ag_module_entry = {AG_MODULE_ABI, (setup)}
 
 /*
  * Creates an empty app. The id is set by ag_app_set_id (usually in setup).
@@ -78,10 +78,10 @@ int ag_app_set_option(struct ag_app *app, const char *name, const char *value);
 
 /* Topic declaration options. A zeroed struct (or NULL) means the defaults. */
 struct ag_topic_opts {
-	int partitions;          /* 0: 8 partitions (Faust's topic_partitions) */
+	int partitions; /* 0: 8 partitions (Faust's topic_partitions) */
 	enum ag_codec key_codec; /* default AG_CODEC_RAW */
 	enum ag_codec value_codec; /* default AG_CODEC_RAW; AG_CODEC_JSON for JSON */
-	int internal;            /* not listed as user topic; created by the worker */
+	int internal; /* not listed as user topic; created by the worker */
 };
 
 /*

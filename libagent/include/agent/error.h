@@ -8,16 +8,16 @@
 #ifndef AGENT_ERROR_H
 #define AGENT_ERROR_H
 
-#define AG_ERRNO_MAP(XX)                                                                          \
-	XX(EOF, -5000, "end of stream")                                                           \
-	XX(EKAFKA, -5001, "Kafka client error")                                                   \
-	XX(EDECODE, -5002, "value does not decode with the topic's codec")                       \
-	XX(ESTORE, -5003, "table store (LMDB) error")                                             \
-	XX(ECONFIG, -5004, "invalid app or worker configuration")                                 \
-	XX(ENOBROKER, -5005, "no Kafka broker reachable")                                         \
-	XX(ESTOPPED, -5006, "worker is stopping")                                                 \
-	XX(ETOPIC, -5007, "topic exists with a different partition count")                        \
-	XX(ENOAGENT, -5008, "not called from inside an agent")                                    \
+#define AG_ERRNO_MAP(XX) \
+	XX(EOF, -5000, "end of stream") \
+	XX(EKAFKA, -5001, "Kafka client error") \
+	XX(EDECODE, -5002, "value does not decode with the topic's codec") \
+	XX(ESTORE, -5003, "table store (LMDB) error") \
+	XX(ECONFIG, -5004, "invalid app or worker configuration") \
+	XX(ENOBROKER, -5005, "no Kafka broker reachable") \
+	XX(ESTOPPED, -5006, "worker is stopping") \
+	XX(ETOPIC, -5007, "topic exists with a different partition count") \
+	XX(ENOAGENT, -5008, "not called from inside an agent") \
 	XX(ETYPE, -5009, "stored value has a different type")
 
 enum ag_errno {

@@ -49,7 +49,7 @@ int ag_send(struct ag_topic *topic, const struct ag_bytes *key, const struct ag_
 int ag_ack(struct ag_event *ev);
 
 /* Event fields. All borrowed, valid as long as the event. */
-struct ag_bytes ag_event_key(const struct ag_event *ev);   /* {NULL,0} without a key */
+struct ag_bytes ag_event_key(const struct ag_event *ev); /* {NULL,0} without a key */
 struct ag_bytes ag_event_value(const struct ag_event *ev); /* {NULL,0} for a null value */
 const char *ag_event_topic(const struct ag_event *ev);
 int32_t ag_event_partition(const struct ag_event *ev);

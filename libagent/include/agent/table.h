@@ -22,8 +22,8 @@ struct ag_table;
 
 /* Table options. A zeroed struct (or NULL) gives default 0 / 0.0 / absent. */
 struct ag_table_opts {
-	int64_t default_i64;  /* returned by ag_table_get_i64 for a missing key */
-	double default_f64;   /* returned by ag_table_get_f64 for a missing key */
+	int64_t default_i64; /* returned by ag_table_get_i64 for a missing key */
+	double default_f64; /* returned by ag_table_get_f64 for a missing key */
 };
 
 /*
@@ -45,8 +45,7 @@ int ag_table_add_i64(struct ag_table *table, const struct ag_bytes *key, int64_t
 /* Floating-point values, as above. */
 int ag_table_get_f64(struct ag_table *table, const struct ag_bytes *key, double *out);
 int ag_table_set_f64(struct ag_table *table, const struct ag_bytes *key, double value);
-int ag_table_add_f64(struct ag_table *table, const struct ag_bytes *key, double delta,
-		     double *out);
+int ag_table_add_f64(struct ag_table *table, const struct ag_bytes *key, double delta, double *out);
 
 /*
  * Byte-string values. get sets *out to a borrowed copy valid until the next call on this

@@ -20,8 +20,8 @@ struct ag_bytes {
 /* Value codecs a topic's keys and values use on the wire. */
 enum ag_codec {
 	AG_CODEC_RAW = 0, /* bytes as they are */
-	AG_CODEC_STRING,  /* UTF-8 text, no NUL bytes */
-	AG_CODEC_JSON,    /* one JSON value (the default for values, as in Faust) */
+	AG_CODEC_STRING, /* UTF-8 text, no NUL bytes */
+	AG_CODEC_JSON, /* one JSON value (the default for values, as in Faust) */
 };
 
 /* Log levels, lowest first. */
