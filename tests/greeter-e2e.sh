@@ -74,7 +74,7 @@ send() { # name [extra args]
 
 # Greetings as "key|greeting" lines in per-key order.
 greetings() { # bootstrap
-	kcat -b "$1" -C -t greetings -e -q -f '%k|%s\n' 2>/dev/null |
+	timeout 20 kcat -b "$1" -C -t greetings -e -q -f '%k|%s\n' 2>/dev/null |
 		sed -E 's/^([^|]*)\|.*"greeting": ?"([^"]*)".*/\1|\2/'
 }
 

@@ -488,6 +488,17 @@ wait_s(const struct ag__broker *b)
 }
 
 /*
+ * Milliseconds one request may take once the broker answered metadata: the wait, capped
+ * at a minute (a worker's wait is unbounded, and librdkafka takes an int).
+ */
+static int
+request_ms(const struct ag__broker *b)
+{
+	double s = wait_s(b);
+	return (int)((s < 60.0 ? s : 60.0) * 1000);
+}
+
+/*
  * Full metadata (all topics: never auto-creates), retried with backoff while the broker
  * does not answer, up to the broker's wait. Returns 0, AG_ENOBROKER.
  */
@@ -624,7 +635,7 @@ request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 	rd_kafka_topic_destroy(rkt);
 	if (rc < 0)
 		return rc;
-	rd_kafka_resp_err_t e = rd_kafka_flush(rk, (int)(wait_s(b) * 1000));
+	rd_kafka_resp_err_t e = rd_kafka_flush(rk, request_ms(b));
 	if (e) {
 		snprintf(err, errlen,
 			 "no broker reachable at %s (create requests not delivered: %s)",
@@ -666,7 +677,7 @@ create_kafka(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_AdminOptions_t *opts =
 		rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-	int ms = (int)(wait_s(b) * 1000);
+	int ms = request_ms(b);
 	rd_kafka_AdminOptions_set_request_timeout(opts, ms, why, sizeof(why));
 	rd_kafka_AdminOptions_set_operation_timeout(opts, ms, why, sizeof(why));
 	rd_kafka_CreateTopics(rk, nt, n, opts, q);
