@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs bench/run.sh several times and prints each round and the median of every figure.
+# librdkafka 2.0.2's consumer stops fetching once queued.min.messages (100,000) wait in its
+# queue and restarts on its next internal wake-up, which puts ~0.7 s into some runs of
+# either pipe; medians over rounds keep one such stall from deciding the ratio.
+# Usage: bench/rounds.sh [BUILD_DIR] [ROUNDS]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-build}
+rounds=${2:-5}
+out=$(mktemp -t faustc-rounds.XXXXXX)
+trap 'rm -f "$out"' EXIT
+for i in $(seq "$rounds"); do
+	echo "round $i of $rounds ..." >&2
+	"$here/run.sh" "$build" | grep -E '^(raw|faustc) ' | tee -a "$out"
+done
+awk '
+function median(a, n,   i, j, t) {
+	for (i = 1; i <= n; i++)
+		for (j = i + 1; j <= n; j++)
+			if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+$1 == "raw"    { nr++; rrate[nr] = $4; rcpu[nr] = $5; rrss[nr] = $6 }
+$1 == "faustc" { nf++; frate[nf] = $4; fcpu[nf] = $5; frss[nf] = $6 }
+END {
+	r1 = median(rrate, nr); r2 = median(rcpu, nr); r3 = median(rrss, nr)
+	f1 = median(frate, nf); f2 = median(fcpu, nf); f3 = median(frss, nf)
+	printf "\nmedian of %d rounds  events/s   CPU s/1M ev   RSS MiB\n", nr
+	printf "raw                %9d   %11.3f   %7.1f\n", r1, r2, r3
+	printf "faustc             %9d   %11.3f   %7.1f\n", f1, f2, f3
+	printf "\nfaustc/raw events/s:  %.2f (target >= 0.80: %s)\n", f1 / r1, f1 / r1 >= 0.8 ? "met" : "NOT met"
+	printf "faustc/raw CPU/event: %.2f (target <= 1.50: %s)\n", f2 / r2, f2 / r2 <= 1.5 ? "met" : "NOT met"
+	printf "faustc/raw peak RSS:  %.2f\n", f3 / r3
+}' "$out"
