@@ -516,7 +516,7 @@ metadata_all(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 			return 0;
 		if (elapsed_s(start) + backoff / 1000.0 >= wait_s(b)) {
 			snprintf(err, errlen,
-				 "no broker reachable at %s (%s after %.0f s); start it, or check "
+				 "no broker reachable at %s (%s after %.1f s); start it, or check "
 				 "--broker and the data dir's broker.addr",
 				 b->bootstrap, rd_kafka_err2str(e), elapsed_s(start));
 			return AG_ENOBROKER;

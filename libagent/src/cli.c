@@ -100,7 +100,7 @@ bad_usage(const char *cmd, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "faustc: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\nRun `faustc %s--help` for usage.\n", cmd ? cmd : "");
+	fprintf(stderr, "\nRun `faustc %s%s--help` for usage.\n", cmd ? cmd : "", cmd ? " " : "");
 	return 2;
 }
 
@@ -240,7 +240,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		case '?':
 		default:
 			if (optopt && optopt < 256)
-				status = bad_usage(cmd, "unknown or incomplete option -%c",
+				status = bad_usage(cmd, "unknown or incomplete option -%s",
 						   (char[]){(char)optopt, 0});
 			else
 				status = bad_usage(cmd, "unknown or incomplete option %s",
@@ -296,7 +296,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 	}
 	if (strcmp(cmd, "worker") == 0) {
 		if (npositional) {
-			status = bad_usage("worker ", "unexpected argument '%s'", positional[0]);
+			status = bad_usage("worker", "unexpected argument '%s'", positional[0]);
 			goto out;
 		}
 		status = ag__worker_run(app);

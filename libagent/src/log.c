@@ -37,7 +37,7 @@ ag__now_ns(void)
 void
 ag__vlog(const struct ag_app *app, enum ag_log_level level, const char *fmt, va_list ap)
 {
-	if (app && level < app->loglevel)
+	if (level < (app ? app->loglevel : AG_LOG_INFO))
 		return;
 	if ((unsigned)level > AG_LOG_ERROR)
 		level = AG_LOG_ERROR;

@@ -405,8 +405,9 @@ ag__cmd_send(struct ag_app *app, const struct ag__send_args *args)
 		say("could not deliver %zu of %zu values to %s at %s: %s", d.total - d.ok, d.total,
 		    t->name, b.bootstrap, rd_kafka_err2str(d.first_err));
 	} else {
-		say("could not deliver %zu of %zu values to %s within %g s: is the broker running?",
-		    d.total - d.ok, d.total, b.bootstrap, timeout);
+		say("could not deliver %zu of %zu values to %s at %s within %g s: is the broker "
+		    "running?",
+		    d.total - d.ok, d.total, t->name, b.bootstrap, timeout);
 	}
 out_producer:
 	rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
