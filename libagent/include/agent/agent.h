@@ -7,6 +7,7 @@
 #include <agent/app.h>
 #include <agent/stream.h>
 #include <agent/table.h>
+#include <agent/record.h>
 #include <agent/json.h>
 
 #endif

@@ -18,7 +18,9 @@
 	XX(ESTOPPED, -5006, "worker is stopping") \
 	XX(ETOPIC, -5007, "topic exists with a different partition count") \
 	XX(ENOAGENT, -5008, "not called from inside an agent") \
-	XX(ETYPE, -5009, "stored value has a different type")
+	XX(ETYPE, -5009, "value has the wrong type") \
+	XX(EMISSING, -5010, "a required field is missing") \
+	XX(ETOOBIG, -5011, "message is larger than the worker accepts")
 
 enum ag_errno {
 #define AG__ERR_ENUM(name, code, msg) AG_##name = (code),

@@ -22,6 +22,10 @@ enum ag_codec {
 	AG_CODEC_RAW = 0, /* bytes as they are */
 	AG_CODEC_STRING, /* UTF-8 text, no NUL bytes */
 	AG_CODEC_JSON, /* one JSON value (the default for values, as in Faust) */
+	AG_CODEC_MSGPACK, /* one msgpack value */
+	AG_CODEC_INT64, /* 8 bytes, big-endian two's complement (Kafka's LongSerializer) */
+	AG_CODEC_DOUBLE, /* 8 bytes, big-endian IEEE 754 (Kafka's DoubleSerializer) */
+	AG_CODEC_CUSTOM = 64, /* first id of the codecs an app registers (ag_app_codec) */
 };
 
 /* Log levels, lowest first. */
