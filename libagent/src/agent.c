@@ -114,6 +114,8 @@ ag__event_release(struct ag__agent_rt *rt, int ack)
 		json_decref(ev->json);
 	rd_kafka_message_destroy(ev->msg);
 	memset(ev, 0, sizeof(*ev));
+	if (rt->arena)
+		ag_arena_reset(rt->arena);
 }
 
 static void
@@ -182,6 +184,11 @@ ag__agents_start(struct ag__worker *w)
 		rt->w = w;
 		rt->stream.rt = rt;
 		a->rt = rt;
+		const struct ag_topic *t = a->source;
+		if (ag_arena_new(&rt->arena) < 0 ||
+		    (t->value_type && !(rt->rec_buf = malloc(t->value_type->size))) ||
+		    (t->key_type && !(rt->key_rec_buf = malloc(t->key_type->size))))
+			return -ENOMEM;
 		int rc = ag__coro_new(&rt->coro, agent_main, rt, 0);
 		if (rc < 0)
 			return rc;
@@ -201,6 +208,9 @@ ag__agents_free(struct ag__worker *w)
 			continue;
 		ag__event_release(rt, 0);
 		ag__coro_free(rt->coro);
+		ag_arena_free(rt->arena);
+		free(rt->rec_buf);
+		free(rt->key_rec_buf);
 		free(rt);
 		w->app->agents[i]->rt = NULL;
 	}
@@ -258,6 +268,156 @@ take(struct ag__worker *w, struct ag__agent_rt *rt, struct ag__tpart **tpp)
 	return NULL;
 }
 
+/*
+ * Checks the event in hand against its topic's declarations (size, key, codecs, record
+ * types), decoding records and JSON once. Returns -1 when it is good, else the reason.
+ */
+static int
+check_event(struct ag__agent_rt *rt, char *why, size_t len)
+{
+	struct ag_event *ev = &rt->ev;
+	const rd_kafka_message_t *m = ev->msg;
+	const struct ag_topic *t = ev->tp->topic;
+	const struct ag_app *app = t->app;
+	if (m->len + m->key_len > app->max_message_bytes) {
+		snprintf(why, len, "%zu bytes, more than max_message_bytes (%zu)",
+			 m->len + m->key_len, app->max_message_bytes);
+		return AG__BAD_TOO_LARGE;
+	}
+	if (!m->key) {
+		if (t->key_required || t->key_type) {
+			snprintf(why, len, "no key, and topic %s requires one", t->name);
+			return AG__BAD_NULL_KEY;
+		}
+	} else {
+		int r = ag__check_value(app, t->key_codec, t->key_type,
+					(struct ag_bytes){m->key, m->key_len}, rt->key_rec_buf,
+					rt->arena, why, len);
+		if (r >= 0) {
+			size_t n = strlen(why);
+			if (n + 8 < len) {
+				memmove(why + 5, why, n + 1);
+				memcpy(why, "key: ", 5);
+			}
+			return r;
+		}
+		ev->key_rec = t->key_type ? rt->key_rec_buf : NULL;
+	}
+	struct ag_bytes value = {m->payload, m->payload ? m->len : 0};
+	if (t->value_codec == AG_CODEC_JSON && !t->value_type && value.len) {
+		/* Parse once: the agent's ag_event_json gets this tree. */
+		json_error_t jerr;
+		ev->json_tried = 1;
+		ev->json =
+			json_loadb(value.ptr, value.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+		if (ev->json)
+			return -1;
+		snprintf(why, len, "not valid JSON: %s at line %d column %d", jerr.text, jerr.line,
+			 jerr.column);
+		return AG__BAD_DECODE;
+	}
+	int r = ag__check_value(app, t->value_codec, t->value_type, value, rt->rec_buf, rt->arena,
+				why, len);
+	if (r < 0)
+		ev->rec = t->value_type ? rt->rec_buf : NULL;
+	return r;
+}
+
+static void
+log_bad(struct ag__agent_rt *rt, int reason, const char *why)
+{
+	struct ag_topic *t = rt->ev.tp->topic;
+	const rd_kafka_message_t *m = rt->ev.msg;
+	uint64_t now = ag__now_ns();
+	if (now - t->bad_window_ns > 1000000000u) {
+		t->bad_window_ns = now;
+		t->bad_window_logged = 0;
+	}
+	if (t->bad_window_logged < 10) {
+		ag__log(t->app, AG_LOG_WARN, "bad input on %s[%d]@%lld (%s): %s", t->name,
+			(int)m->partition, (long long)m->offset, ag__bad_name((enum ag__bad)reason),
+			why);
+	} else if (t->bad_window_logged == 10) {
+		ag__log(t->app, AG_LOG_WARN,
+			"more bad input on %s: not logged for the rest of this second (counted)",
+			t->name);
+	}
+	t->bad_window_logged++;
+}
+
+/* Sends the event in hand, as it came, to the agent's dead-letter topic. */
+static int
+dead_letter(struct ag__agent_rt *rt, int reason, const char *why)
+{
+	const rd_kafka_message_t *m = rt->ev.msg;
+	char num[32];
+	for (;;) {
+		rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+		rd_kafka_header_add(h, "faustc-reason", -1, ag__bad_name((enum ag__bad)reason), -1);
+		rd_kafka_header_add(h, "faustc-error", -1, why, -1);
+		rd_kafka_header_add(h, "faustc-topic", -1, rt->ev.tp->topic->name, -1);
+		snprintf(num, sizeof(num), "%d", (int)m->partition);
+		rd_kafka_header_add(h, "faustc-partition", -1, num, -1);
+		snprintf(num, sizeof(num), "%lld", (long long)m->offset);
+		rd_kafka_header_add(h, "faustc-offset", -1, num, -1);
+		struct ag_bytes key = {m->key, m->key ? m->key_len : 0};
+		struct ag_bytes value = {m->payload, m->payload ? m->len : 0};
+		int rc = ag__produce_hdrs(rt->w, rt->agent->dead_letter, m->partition,
+					  m->key ? &key : NULL, m->payload ? &value : NULL, h);
+		if (rc == 0)
+			return 0;
+		rd_kafka_headers_destroy(h);
+		if (rc != -ENOBUFS)
+			return rc;
+		rt->w->send_waiters++;
+		park(rt, AG__AGENT_WAIT_SEND);
+	}
+}
+
+/* Handles bad input per the agent's policy. Returns 0 to go on, AG_EOF to stop. */
+static int
+bad_input(struct ag__agent_rt *rt, int reason, const char *why)
+{
+	struct ag_topic *t = rt->ev.tp->topic;
+	const rd_kafka_message_t *m = rt->ev.msg;
+	t->bad[reason]++;
+	switch (rt->agent->on_bad_input) {
+	case AG_BAD_INPUT_STOP:
+		ag__log(t->app, AG_LOG_ERROR,
+			"agent %s stops the worker on bad input %s[%d]@%lld (%s): %s; fix or "
+			"remove "
+			"the message, or change the agent's bad-input policy",
+			rt->agent->name, t->name, (int)m->partition, (long long)m->offset,
+			ag__bad_name((enum ag__bad)reason), why);
+		rt->w->exit_status = 1;
+		ag__event_release(rt, 0);
+		ag_app_stop(t->app);
+		return AG_EOF;
+	case AG_BAD_INPUT_DEAD_LETTER: {
+		log_bad(rt, reason, why);
+		int rc = dead_letter(rt, reason, why);
+		if (rc < 0) {
+			ag__log(t->app, AG_LOG_ERROR,
+				"cannot dead-letter %s[%d]@%lld: %s; the worker stops (the event "
+				"is "
+				"not acked)",
+				t->name, (int)m->partition, (long long)m->offset, ag_strerror(rc));
+			rt->w->exit_status = 1;
+			ag__event_release(rt, 0);
+			ag_app_stop(t->app);
+			return AG_EOF;
+		}
+		break;
+	}
+	case AG_BAD_INPUT_SKIP:
+	default:
+		log_bad(rt, reason, why);
+		break;
+	}
+	ag__event_release(rt, 1);
+	return 0;
+}
+
 AG_EXPORT int
 ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 {
@@ -281,10 +441,17 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 		struct ag__tpart *tp;
 		rd_kafka_message_t *m = take(w, rt, &tp);
 		if (m) {
+			char why[512];
 			rt->ev.msg = m;
 			rt->ev.tp = tp;
-			rt->events++;
 			w->events++;
+			int reason = check_event(rt, why, sizeof(why));
+			if (reason >= 0) {
+				if (bad_input(rt, reason, why) == AG_EOF)
+					return AG_EOF;
+				continue;
+			}
+			rt->events++;
 			*ev = &rt->ev;
 			return 0;
 		}
@@ -350,6 +517,24 @@ ag_event_timestamp(const struct ag_event *ev)
 {
 	rd_kafka_timestamp_type_t type;
 	return rd_kafka_message_timestamp(ev->msg, &type);
+}
+
+AG_EXPORT int
+ag_event_record(const struct ag_event *ev, const void **rec)
+{
+	if (!ev->rec)
+		return -ENOENT;
+	*rec = ev->rec;
+	return 0;
+}
+
+AG_EXPORT int
+ag_event_key_record(const struct ag_event *ev, const void **rec)
+{
+	if (!ev->key_rec)
+		return -ENOENT;
+	*rec = ev->key_rec;
+	return 0;
 }
 
 AG_EXPORT json_t *

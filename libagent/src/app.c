@@ -7,9 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "internal.h"
 
 #define AG__ID_MAX 200
+
+static int codec_known(const struct ag_app *app, enum ag_codec codec);
+static int type_fits(const struct ag_app *app, const char *topic, const struct ag_record_type *type,
+		     enum ag_codec codec);
 
 static int
 push(void *arrayp, size_t *n, void *item)
@@ -42,6 +47,7 @@ ag_app_new(struct ag_app **out)
 	if (!app)
 		return -ENOMEM;
 	app->commit_interval = 2.8;
+	app->max_message_bytes = 1u << 20;
 	app->loglevel = AG_LOG_INFO;
 	*out = app;
 	return 0;
@@ -76,6 +82,8 @@ ag_app_free(struct ag_app *app)
 		free(app->kafka_conf[i].value);
 	}
 	free(app->kafka_conf);
+	free(app->models);
+	free(app->codecs);
 	free(app->topics);
 	free(app->agents);
 	free(app->tables);
@@ -133,6 +141,15 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		if (errno || end == value || *end || !(v >= 0.01 && v <= 3600.0))
 			return -EINVAL;
 		app->commit_interval = v;
+		return 0;
+	}
+	if (strcmp(name, "max_message_bytes") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		if (errno || end == value || *end || v < 1024 || v > (1ull << 31))
+			return -EINVAL;
+		app->max_message_bytes = (size_t)v;
 		return 0;
 	}
 	if (strncmp(name, "kafka.", 6) == 0 && name[6]) {
@@ -193,14 +210,16 @@ ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *o
 	if (!opts)
 		opts = &defaults;
 	if (!valid_name(name) || opts->partitions < 0 || opts->partitions > 10000 ||
-	    (unsigned)opts->key_codec > AG_CODEC_JSON ||
-	    (unsigned)opts->value_codec > AG_CODEC_JSON)
+	    !codec_known(app, opts->key_codec) || !codec_known(app, opts->value_codec) ||
+	    !type_fits(app, name, opts->key_type, opts->key_codec) ||
+	    !type_fits(app, name, opts->value_type, opts->value_codec))
 		return -EINVAL;
 	int partitions = opts->partitions ? opts->partitions : 8;
 	struct ag_topic *t = ag_app_find_topic(app, name);
 	if (t) {
 		if (t->partitions != partitions || t->key_codec != opts->key_codec ||
-		    t->value_codec != opts->value_codec)
+		    t->value_codec != opts->value_codec || t->key_type != opts->key_type ||
+		    t->value_type != opts->value_type)
 			return -EEXIST;
 		if (out)
 			*out = t;
@@ -216,13 +235,173 @@ ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *o
 	t->key_codec = opts->key_codec;
 	t->value_codec = opts->value_codec;
 	t->internal = opts->internal;
-	if (push(&app->topics, &app->ntopics, t) < 0) {
+	t->key_type = opts->key_type;
+	t->value_type = opts->value_type;
+	t->key_required = opts->key_required;
+	if ((t->key_type && ag_app_model(app, t->key_type) < 0) ||
+	    (t->value_type && ag_app_model(app, t->value_type) < 0) ||
+	    push(&app->topics, &app->ntopics, t) < 0) {
 		topic_free(t);
 		return -ENOMEM;
 	}
 	if (out)
 		*out = t;
 	return 0;
+}
+
+static int
+codec_known(const struct ag_app *app, enum ag_codec codec)
+{
+	return (unsigned)codec <= AG_CODEC_DOUBLE ||
+	       ((unsigned)codec >= AG_CODEC_CUSTOM &&
+		(unsigned)codec - AG_CODEC_CUSTOM < app->ncodecs);
+}
+
+static int
+type_fits(const struct ag_app *app, const char *topic, const struct ag_record_type *type,
+	  enum ag_codec codec)
+{
+	char why[256];
+	if (!type)
+		return 1;
+	if (codec != AG_CODEC_JSON && codec != AG_CODEC_MSGPACK) {
+		ag__log(app, AG_LOG_ERROR,
+			"topic %s: record type %s needs the json or msgpack codec", topic,
+			type->name);
+		return 0;
+	}
+	if (ag_record_type_check(type, why, sizeof(why)) < 0) {
+		ag__log(app, AG_LOG_ERROR, "topic %s: record type %s: %s", topic, type->name, why);
+		return 0;
+	}
+	return 1;
+}
+
+AG_EXPORT int
+ag_app_model(struct ag_app *app, const struct ag_record_type *type)
+{
+	char why[256];
+	if (!type)
+		return -EINVAL;
+	for (size_t i = 0; i < app->nmodels; i++) {
+		if (app->models[i] == type)
+			return 0;
+	}
+	if (ag_record_type_check(type, why, sizeof(why)) < 0) {
+		ag__log(app, AG_LOG_ERROR, "record type %s: %s", type->name ? type->name : "?",
+			why);
+		return -EINVAL;
+	}
+	const struct ag_record_type **grown =
+		realloc(app->models, (app->nmodels + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	grown[app->nmodels++] = type;
+	app->models = grown;
+	for (size_t i = 0; i < type->nfields; i++) {
+		const struct ag_field *f = &type->fields[i];
+		int rc = f->type == AG_FIELD_RECORD ? ag_app_model(app, f->record) : 0;
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+AG_EXPORT int
+ag_app_codec(struct ag_app *app, const struct ag_codec_ops *ops, enum ag_codec *id)
+{
+	enum ag_codec builtin;
+	if (!ops || !ops->name || !*ops->name || !ops->validate)
+		return -EINVAL;
+	if (ag__codec_parse(ops->name, &builtin) == 0)
+		return -EEXIST;
+	for (size_t i = 0; i < app->ncodecs; i++) {
+		if (strcmp(app->codecs[i].name, ops->name) == 0)
+			return -EEXIST;
+	}
+	struct ag_codec_ops *grown = realloc(app->codecs, (app->ncodecs + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	grown[app->ncodecs] = *ops;
+	app->codecs = grown;
+	*id = (enum ag_codec)(AG_CODEC_CUSTOM + app->ncodecs++);
+	return 0;
+}
+
+const char *
+ag__app_codec_name(const struct ag_app *app, enum ag_codec codec)
+{
+	if ((unsigned)codec >= AG_CODEC_CUSTOM && (unsigned)codec - AG_CODEC_CUSTOM < app->ncodecs)
+		return app->codecs[codec - AG_CODEC_CUSTOM].name;
+	return ag__codec_name(codec);
+}
+
+int
+ag__app_codec_validate(const struct ag_app *app, enum ag_codec codec, struct ag_bytes data,
+		       char *err, size_t errlen)
+{
+	if ((unsigned)codec >= AG_CODEC_CUSTOM &&
+	    (unsigned)codec - AG_CODEC_CUSTOM < app->ncodecs) {
+		const struct ag_codec_ops *ops = &app->codecs[codec - AG_CODEC_CUSTOM];
+		err[0] = 0;
+		if (ops->validate(data, err, errlen, ops->userdata) == 0)
+			return 0;
+		if (!err[0])
+			snprintf(err, errlen, "rejected by codec %s", ops->name);
+		return AG_EDECODE;
+	}
+	return ag__codec_validate(codec, data, err, errlen);
+}
+
+const char *
+ag__bad_name(enum ag__bad reason)
+{
+	static const char *const names[AG__BAD_N] = {"decode", "type",     "missing",
+						     "empty",  "null_key", "too_large"};
+	return (unsigned)reason < AG__BAD_N ? names[reason] : "unknown";
+}
+
+int
+ag__check_value(const struct ag_app *app, enum ag_codec codec, const struct ag_record_type *type,
+		struct ag_bytes data, void *rec, struct ag_arena *arena, char *err, size_t errlen)
+{
+	if (!type && codec == AG_CODEC_RAW)
+		return -1;
+	if (!data.ptr || !data.len) {
+		if (codec == AG_CODEC_STRING && !type)
+			return -1;
+		snprintf(err, errlen, "empty value where %s is expected",
+			 type ? type->name : ag__app_codec_name(app, codec));
+		return AG__BAD_EMPTY;
+	}
+	int rc;
+	if (type && rec)
+		rc = ag_record_decode(type, codec, data, rec, arena, err, errlen);
+	else if (type) {
+		struct ag_arena *scratch;
+		void *tmp = calloc(1, type->size);
+		rc = tmp && ag_arena_new(&scratch) == 0 ? 0 : -ENOMEM;
+		if (rc == 0) {
+			rc = ag_record_decode(type, codec, data, tmp, scratch, err, errlen);
+			ag_arena_free(scratch);
+		}
+		free(tmp);
+	} else {
+		rc = ag__app_codec_validate(app, codec, data, err, errlen);
+	}
+	switch (rc) {
+	case 0:
+		return -1;
+	case AG_ETYPE:
+		return AG__BAD_TYPE;
+	case AG_EMISSING:
+		return AG__BAD_MISSING;
+	case -ENOMEM:
+		snprintf(err, errlen, "out of memory while decoding");
+		return AG__BAD_DECODE;
+	default:
+		return AG__BAD_DECODE;
+	}
 }
 
 AG_EXPORT const char *
@@ -263,6 +442,15 @@ ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_a
 		source->agent = a;
 	if (out)
 		*out = a;
+	return 0;
+}
+
+AG_EXPORT int
+ag_agent_on_bad_input(struct ag_agent *agent, enum ag_bad_input policy)
+{
+	if ((unsigned)policy > AG_BAD_INPUT_STOP)
+		return -EINVAL;
+	agent->on_bad_input = policy;
 	return 0;
 }
 
@@ -398,6 +586,15 @@ ag__app_finalize(struct ag_app *app)
 			return AG_ECONFIG;
 		}
 		a->source->agent = a;
+	}
+	for (size_t i = 0; i < app->nagents; i++) {
+		struct ag_agent *a = app->agents[i];
+		if (a->on_bad_input != AG_BAD_INPUT_DEAD_LETTER)
+			continue;
+		int rc = internal_topic(app, a->name, "-dead-letter", a->source->partitions,
+					&a->dead_letter);
+		if (rc < 0)
+			return rc == -EEXIST ? AG_ECONFIG : rc;
 	}
 	for (size_t i = 0; i < app->ntables; i++) {
 		struct ag_table *t = app->tables[i];

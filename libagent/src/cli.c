@@ -20,6 +20,7 @@ static const char usage_main[] =
 	"[VALUE|--file F]\n"
 	"  agents    list the app's agents\n"
 	"  topics    list the app's topics (internal ones too)\n"
+	"  models    list the app's record types; `model NAME` shows one's fields\n"
 	"  broker    run an embedded Kafka broker for several workers\n"
 	"\n"
 	"Options (before or after the command):\n"
@@ -129,13 +130,56 @@ list_agents(const struct ag_app *app)
 static void
 list_topics(const struct ag_app *app)
 {
-	printf("%-40s %10s %-7s %-7s %s\n", "TOPIC", "PARTITIONS", "KEY", "VALUE", "KIND");
+	printf("%-40s %10s %-7s %-7s %-8s %s\n", "TOPIC", "PARTITIONS", "KEY", "VALUE", "KIND",
+	       "RECORD");
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
-		printf("%-40s %10d %-7s %-7s %s\n", t->name, t->partitions,
-		       ag__codec_name(t->key_codec), ag__codec_name(t->value_codec),
-		       t->internal ? "internal" : "app");
+		printf("%-40s %10d %-7s %-7s %-8s %s\n", t->name, t->partitions,
+		       ag__app_codec_name(app, t->key_codec),
+		       ag__app_codec_name(app, t->value_codec), t->internal ? "internal" : "app",
+		       t->value_type ? t->value_type->name : "-");
 	}
+}
+
+static void
+list_models(const struct ag_app *app)
+{
+	printf("%-32s %6s %s\n", "MODEL", "FIELDS", "TOPICS");
+	for (size_t i = 0; i < app->nmodels; i++) {
+		const struct ag_record_type *m = app->models[i];
+		char topics[512] = "";
+		size_t n = 0;
+		for (size_t j = 0; j < app->ntopics && n < sizeof(topics) - 64; j++) {
+			const struct ag_topic *t = app->topics[j];
+			if (t->value_type == m || t->key_type == m)
+				n += (size_t)snprintf(topics + n, sizeof(topics) - n, "%s%s%s",
+						      n ? ", " : "", t->name,
+						      t->key_type == m ? " (key)" : "");
+		}
+		printf("%-32s %6zu %s\n", m->name, m->nfields, n ? topics : "-");
+	}
+}
+
+static int
+show_model(const struct ag_app *app, const char *name)
+{
+	for (size_t i = 0; i < app->nmodels; i++) {
+		const struct ag_record_type *m = app->models[i];
+		if (strcmp(m->name, name) != 0)
+			continue;
+		printf("%s\n%-24s %-16s %s\n", m->name, "FIELD", "TYPE", "REQUIRED");
+		for (size_t f = 0; f < m->nfields; f++) {
+			const struct ag_field *fd = &m->fields[f];
+			printf("%-24s %-16s %s\n", fd->name,
+			       fd->type == AG_FIELD_RECORD ? fd->record->name
+							   : ag_field_type_name(fd->type),
+			       fd->flags & AG_FIELD_OPTIONAL ? "no" : "yes");
+		}
+		return 0;
+	}
+	fprintf(stderr, "faustc: the app has no record type '%s'; `faustc models` lists them\n",
+		name);
+	return 2;
 }
 
 AG_EXPORT int
@@ -318,6 +362,15 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 	} else if (strcmp(cmd, "topics") == 0) {
 		list_topics(app);
 		status = 0;
+	} else if (strcmp(cmd, "models") == 0) {
+		list_models(app);
+		status = 0;
+	} else if (strcmp(cmd, "model") == 0) {
+		if (npositional != 1) {
+			status = bad_usage("model", "%s", "model wants one NAME");
+			goto out;
+		}
+		status = show_model(app, positional[0]);
 	} else {
 		status = ag__broker_serve(setup ? app : NULL, addr_file);
 	}

@@ -20,6 +20,20 @@
 struct ag__worker;
 struct ag__tpart;
 
+/* Reasons an event is bad input; counted per topic. */
+enum ag__bad {
+	AG__BAD_DECODE = 0, /* does not decode with the codec */
+	AG__BAD_TYPE, /* a field has the wrong type */
+	AG__BAD_MISSING, /* a required field is missing */
+	AG__BAD_EMPTY, /* empty or null value where one is needed */
+	AG__BAD_NULL_KEY, /* no key where one is required */
+	AG__BAD_TOO_LARGE, /* larger than max_message_bytes */
+	AG__BAD_N,
+};
+
+/* "decode", "type", "missing", "empty", "null_key", "too_large". */
+const char *ag__bad_name(enum ag__bad reason);
+
 struct ag_topic {
 	struct ag_app *app;
 	char *name;
@@ -27,6 +41,12 @@ struct ag_topic {
 	enum ag_codec key_codec;
 	enum ag_codec value_codec;
 	int internal; /* created by faustc (changelogs, agent topics) */
+	const struct ag_record_type *key_type;
+	const struct ag_record_type *value_type;
+	int key_required;
+	uint64_t bad[AG__BAD_N]; /* bad input seen, per reason */
+	uint64_t bad_window_ns; /* start of the current log rate window */
+	uint32_t bad_window_logged;
 	struct ag_agent *agent; /* the agent it feeds, if any */
 	/* run time (worker) */
 	rd_kafka_topic_t *rkt; /* producer topic handle, created lazily */
@@ -57,6 +77,8 @@ struct ag_agent {
 	void *userdata;
 	struct ag__sink *sinks;
 	size_t nsinks;
+	enum ag_bad_input on_bad_input;
+	struct ag_topic *dead_letter; /* <app_id>-<agent>-dead-letter, with DEAD_LETTER */
 	struct ag__agent_rt *rt; /* run time (worker) */
 };
 
@@ -85,6 +107,11 @@ struct ag_app {
 	enum ag_log_level loglevel;
 	struct ag__kv *kafka_conf; /* librdkafka properties for every client */
 	size_t nkafka_conf;
+	size_t max_message_bytes;
+	const struct ag_record_type **models;
+	size_t nmodels;
+	struct ag_codec_ops *codecs; /* id AG_CODEC_CUSTOM + i */
+	size_t ncodecs;
 	/* declarations, in declaration order */
 	struct ag_topic **topics;
 	size_t ntopics;
@@ -101,6 +128,25 @@ struct ag_app {
  * Idempotent. Needs the id. Returns 0, AG_ECONFIG (message logged), -ENOMEM.
  */
 int ag__app_finalize(struct ag_app *app);
+
+/* "raw", "json", ... or a registered codec's name. Never NULL. */
+const char *ag__app_codec_name(const struct ag_app *app, enum ag_codec codec);
+
+/*
+ * Checks bytes against a codec, registered ones included (ag__codec_validate for the
+ * built-in ones). Returns 0, AG_EDECODE with the reason in err.
+ */
+int ag__app_codec_validate(const struct ag_app *app, enum ag_codec codec, struct ag_bytes data,
+			   char *err, size_t errlen);
+
+/*
+ * Checks one key or value as the worker and `faustc send` do: emptiness, codec, record
+ * type (decoded into rec with arena when type is set and rec is not NULL). Returns -1
+ * when valid, else the reason, with a message in err.
+ */
+int ag__check_value(const struct ag_app *app, enum ag_codec codec,
+		    const struct ag_record_type *type, struct ag_bytes data, void *rec,
+		    struct ag_arena *arena, char *err, size_t errlen);
 
 /* The data dir (option, or ./<id>-data once finalized). Borrowed. */
 const char *ag__app_datadir(const struct ag_app *app);

@@ -23,6 +23,7 @@ struct values {
 	size_t *len; /* its length */
 	char **kptr; /* each key (with --key-delimiter), else NULL */
 	size_t *klen;
+	struct ag_buf conv; /* values converted from JSON to msgpack */
 	size_t n;
 };
 
@@ -230,48 +231,98 @@ check_args(const struct ag__send_args *args)
 	return 0;
 }
 
-/* Validates key and values against the topic's codecs; reports every bad one. */
+/* Reports a bad key or value (the first MAX_REPORTED of them). */
+static void
+report(const struct ag_app *app, const struct ag_topic *t, const struct ag__send_args *args,
+       size_t line, const char *what, enum ag_codec codec, const struct ag_record_type *type,
+       int reason, const char *why, size_t *bad)
+{
+	if ((*bad)++ >= MAX_REPORTED)
+		return;
+	const char *as = type ? type->name : ag__app_codec_name(app, codec);
+	if (args->file)
+		say("%s:%zu: not a valid %s %s for topic %s (%s): %s", args->file, line, as, what,
+		    t->name, ag__bad_name((enum ag__bad)reason), why);
+	else
+		say("the %s is not a valid %s %s for topic %s (%s): %s", what, as, what, t->name,
+		    ag__bad_name((enum ag__bad)reason), why);
+}
+
+/*
+ * Validates keys and values as the worker will (codecs, record types, sizes); reports
+ * every bad one. Values for a msgpack topic with a record type are written as JSON and
+ * converted here. Returns 0 or 2.
+ */
 static int
-validate(const struct ag_topic *t, const struct ag__send_args *args, const struct values *v)
+validate(const struct ag_app *app, const struct ag_topic *t, const struct ag__send_args *args,
+	 struct values *v)
 {
 	char why[512];
-	if (args->key &&
-	    ag__codec_validate(t->key_codec, AG_STR(args->key), why, sizeof(why)) < 0) {
-		say("the key is not a valid %s key for topic %s: %s", ag__codec_name(t->key_codec),
-		    t->name, why);
-		return 2;
-	}
 	size_t bad = 0;
-	for (size_t i = 0; v->kptr && i < v->n; i++) {
-		struct ag_bytes key = {v->kptr[i], v->klen[i]};
-		if (ag__codec_validate(t->key_codec, key, why, sizeof(why)) == 0)
-			continue;
-		if (bad++ < MAX_REPORTED)
-			say("%s:%zu: not a valid %s key for topic %s: %s",
-			    args->file ? args->file : "VALUE", i + 1, ag__codec_name(t->key_codec),
-			    t->name, why);
+	int convert = t->value_codec == AG_CODEC_MSGPACK && t->value_type;
+	struct ag_arena *arena = NULL;
+	void *rec = NULL;
+	size_t *offs = NULL;
+	int status = 2;
+	if (ag_arena_new(&arena) < 0 || (t->value_type && !(rec = malloc(t->value_type->size))) ||
+	    (convert && !(offs = malloc(v->n * sizeof(*offs))))) {
+		say("out of memory");
+		goto out;
 	}
 	for (size_t i = 0; i < v->n; i++) {
+		const char *kp = v->kptr ? v->kptr[i] : args->key;
+		size_t kl = v->kptr ? v->klen[i] : args->key ? strlen(args->key) : 0;
+		if (!kp && (t->key_required || t->key_type)) {
+			snprintf(why, sizeof(why), "no key (pass --key or --key-delimiter)");
+			report(app, t, args, i + 1, "key", t->key_codec, t->key_type,
+			       AG__BAD_NULL_KEY, why, &bad);
+		} else if (kp) {
+			int r = ag__check_value(app, t->key_codec, t->key_type,
+						(struct ag_bytes){kp, kl}, NULL, NULL, why,
+						sizeof(why));
+			if (r >= 0)
+				report(app, t, args, i + 1, "key", t->key_codec, t->key_type, r,
+				       why, &bad);
+		}
 		struct ag_bytes value = {v->ptr[i], v->len[i]};
-		if (ag__codec_validate(t->value_codec, value, why, sizeof(why)) == 0)
+		enum ag_codec codec = convert ? AG_CODEC_JSON : t->value_codec;
+		ag_arena_reset(arena);
+		int r = ag__check_value(app, codec, t->value_type, value, rec, arena, why,
+					sizeof(why));
+		if (r < 0 && value.len + kl > app->max_message_bytes) {
+			snprintf(why, sizeof(why), "%zu bytes, more than max_message_bytes (%zu)",
+				 value.len + kl, app->max_message_bytes);
+			r = AG__BAD_TOO_LARGE;
+		}
+		if (r >= 0) {
+			report(app, t, args, i + 1, "value", codec, t->value_type, r, why, &bad);
 			continue;
-		if (bad++ >= MAX_REPORTED)
-			continue;
-		if (args->file)
-			say("%s:%zu: not a valid %s value for topic %s: %s", args->file, i + 1,
-			    ag__codec_name(t->value_codec), t->name, why);
-		else
-			say("the value is not a valid %s value for topic %s: %s",
-			    ag__codec_name(t->value_codec), t->name, why);
+		}
+		if (convert) {
+			offs[i] = v->conv.len;
+			if (ag_record_encode(t->value_type, AG_CODEC_MSGPACK, rec, 0, &v->conv) <
+			    0) {
+				say("out of memory");
+				goto out;
+			}
+			v->len[i] = v->conv.len - offs[i];
+		}
 	}
 	if (bad > MAX_REPORTED)
 		say("... and %zu more invalid lines", bad - MAX_REPORTED);
 	if (bad) {
 		if (args->file)
-			say("%zu of %zu lines are invalid; nothing was sent", bad, v->n);
-		return 2;
+			say("%zu invalid keys or values in %zu lines; nothing was sent", bad, v->n);
+		goto out;
 	}
-	return 0;
+	for (size_t i = 0; convert && i < v->n; i++)
+		v->ptr[i] = v->conv.ptr + offs[i];
+	status = 0;
+out:
+	free(offs);
+	free(rec);
+	ag_arena_free(arena);
+	return status;
 }
 
 static rd_kafka_t *
@@ -377,7 +428,7 @@ ag__cmd_send(struct ag_app *app, const struct ag__send_args *args)
 	struct delivery d = {.total = v.n, .next_progress = v.n / 10};
 	if (args->key_delimiter && (status = split_keys(args, &v)) != 0)
 		goto out_values;
-	if ((status = validate(t, args, &v)) != 0)
+	if ((status = validate(app, t, args, &v)) != 0)
 		goto out_values;
 	status = 1;
 	if (ag__broker_open(&b, app, 0, err, sizeof(err)) < 0) {
@@ -416,6 +467,7 @@ out_producer:
 out_broker:
 	ag__broker_close(&b);
 out_values:
+	free(v.conv.ptr);
 	if (args->file) {
 		values_free(&v);
 	} else {

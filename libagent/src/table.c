@@ -342,6 +342,36 @@ ag_table_set_bytes(struct ag_table *t, const struct ag_bytes *key, const struct 
 }
 
 AG_EXPORT int
+ag_table_get_record(struct ag_table *t, const struct ag_bytes *key,
+		    const struct ag_record_type *type, void *out, struct ag_arena *arena)
+{
+	struct ag_bytes raw;
+	int rc = lookup(t, key, &raw);
+	if (rc < 0)
+		return rc;
+	char why[256];
+	rc = ag_record_decode(type, AG_CODEC_MSGPACK, raw, out, arena, why, sizeof(why));
+	if (rc == -ENOMEM)
+		return rc;
+	return rc < 0 ? AG_ETYPE : 0;
+}
+
+AG_EXPORT int
+ag_table_set_record(struct ag_table *t, const struct ag_bytes *key,
+		    const struct ag_record_type *type, const void *rec)
+{
+	if (!table_worker(t) || !t->rt)
+		return AG_ESTOPPED;
+	struct ag_buf buf = {0};
+	int rc = ag_record_encode(type, AG_CODEC_MSGPACK, rec, 0, &buf);
+	if (rc == 0)
+		rc = cache_put(&t->rt->parts[table_partition(t, key)], key->ptr, key->len, buf.ptr,
+			       buf.len);
+	free(buf.ptr);
+	return rc;
+}
+
+AG_EXPORT int
 ag_table_del(struct ag_table *t, const struct ag_bytes *key)
 {
 	if (!table_worker(t) || !t->rt)

@@ -283,8 +283,8 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 }
 
 int
-ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
-	    const struct ag_bytes *key, const struct ag_bytes *value)
+ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs)
 {
 	if (w->closing)
 		return AG_ESTOPPED;
@@ -298,11 +298,32 @@ ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 				    ? ag__murmur2_partition(key->ptr, key->len, topic->partitions)
 				    : RD_KAFKA_PARTITION_UA;
 	uint64_t seq = w->next_seq;
-	if (rd_kafka_produce(topic->rkt, partition, RD_KAFKA_MSG_F_COPY,
-			     value ? (void *)value->ptr : NULL, value ? value->len : 0,
-			     key ? key->ptr : NULL, key ? key->len : 0,
-			     (void *)(uintptr_t)seq) == -1) {
-		rd_kafka_resp_err_t err = rd_kafka_last_error();
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (!hdrs) {
+		if (rd_kafka_produce(topic->rkt, partition, RD_KAFKA_MSG_F_COPY,
+				     value ? (void *)value->ptr : NULL, value ? value->len : 0,
+				     key ? key->ptr : NULL, key ? key->len : 0,
+				     (void *)(uintptr_t)seq) == -1)
+			err = rd_kafka_last_error();
+	} else {
+		rd_kafka_vu_t vu[7] = {
+			{.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = topic->rkt},
+			{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+			{.vtype = RD_KAFKA_VTYPE_VALUE,
+			 .u.mem = {value ? (void *)value->ptr : NULL, value ? value->len : 0}},
+			{.vtype = RD_KAFKA_VTYPE_KEY,
+			 .u.mem = {key ? (void *)key->ptr : NULL, key ? key->len : 0}},
+			{.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = (void *)(uintptr_t)seq},
+			{.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs},
+		};
+		rd_kafka_error_t *e = rd_kafka_produceva(w->producer, vu, AG__ARRAY_SIZE(vu));
+		if (e) {
+			err = rd_kafka_error_code(e);
+			rd_kafka_error_destroy(e);
+		}
+	}
+	if (err) {
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			return -ENOBUFS;
 		ag__log(w->app, AG_LOG_ERROR, "cannot produce to %s: %s", topic->name,
@@ -314,6 +335,13 @@ ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 	w->inflight++;
 	w->sent++;
 	return 0;
+}
+
+int
+ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+	    const struct ag_bytes *key, const struct ag_bytes *value)
+{
+	return ag__produce_hdrs(w, topic, partition, key, value, NULL);
 }
 
 /* ---- commit cycle ---- */
@@ -817,6 +845,19 @@ ag__worker_run(struct ag_app *app)
 		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
 		(unsigned long long)w->failed_deliveries);
+	for (size_t i = 0; i < app->ntopics; i++) {
+		const struct ag_topic *t = app->topics[i];
+		char line[256];
+		size_t n = 0;
+		for (int r = 0; r < AG__BAD_N; r++) {
+			if (t->bad[r])
+				n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%llu",
+						      ag__bad_name((enum ag__bad)r),
+						      (unsigned long long)t->bad[r]);
+		}
+		if (n)
+			ag__log(app, AG_LOG_WARN, "bad input on %s:%s", t->name, line);
+	}
 	if (app->loglevel > AG_LOG_INFO)
 		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f\n",
 			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed);

@@ -53,6 +53,8 @@ struct ag_event {
 	int acked;
 	json_t *json;
 	int json_tried;
+	void *rec; /* decoded value record, or NULL */
+	void *key_rec; /* decoded key record, or NULL */
 };
 
 struct ag_stream {
@@ -69,6 +71,8 @@ struct ag__agent_rt {
 	int queued; /* on the run queue */
 	struct ag__agent_rt *next; /* run queue link */
 	uint32_t rr; /* next partition to look at */
+	struct ag_arena *arena; /* the current event's decoded strings and lists */
+	void *rec_buf, *key_rec_buf; /* the current event's records */
 	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
 };
@@ -143,6 +147,10 @@ int32_t ag__murmur2_partition(const void *key, size_t len, int32_t partitions);
 int ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		const struct ag_bytes *key, const struct ag_bytes *value);
 void ag__worker_kick(struct ag__worker *w);
+/* As ag__produce with headers (taken over on success; NULL: none). */
+int ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+		     const struct ag_bytes *key, const struct ag_bytes *value,
+		     rd_kafka_headers_t *hdrs);
 
 /* table.c */
 int ag__tables_open(struct ag__worker *w);

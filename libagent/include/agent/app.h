@@ -71,6 +71,7 @@ const char *ag_app_id(const struct ag_app *app);
  *   "datadir"         data directory (default ./<app_id>-data)
  *   "commit_interval" seconds between offset commits, a decimal (default 2.8)
  *   "loglevel"        debug, info, warn, error (default info)
+ *   "max_message_bytes" larger keys+values are bad input (default 1048576)
  *   "kafka.NAME"      librdkafka property NAME passed to every client
  * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
  */
@@ -82,6 +83,14 @@ struct ag_topic_opts {
 	enum ag_codec key_codec; /* default AG_CODEC_RAW */
 	enum ag_codec value_codec; /* default AG_CODEC_RAW; AG_CODEC_JSON for JSON */
 	int internal; /* not listed as user topic; created by the worker */
+	/*
+	 * Record types (agent/record.h) of keys and values, or NULL. A typed value needs
+	 * value_codec AG_CODEC_JSON or AG_CODEC_MSGPACK; the worker decodes it before the
+	 * agent sees the event (ag_event_record) and treats failures as bad input.
+	 */
+	const struct ag_record_type *key_type;
+	const struct ag_record_type *value_type;
+	int key_required; /* an event without a key is bad input */
 };
 
 /*
@@ -113,6 +122,43 @@ typedef int (*ag_agent_fn)(struct ag_stream *stream, void *userdata);
  */
 int ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_agent_fn fn,
 		 void *userdata, struct ag_agent **out);
+
+/*
+ * What an agent does with bad input: a key or value that does not decode with its topic's
+ * codec or record type, has a wrong type, misses a required field, is empty, has no key
+ * where one is required, or is larger than the "max_message_bytes" option. Every bad event
+ * is logged (rate-limited) with topic, partition, offset and reason and counted per topic
+ * and reason; then:
+ */
+enum ag_bad_input {
+	AG_BAD_INPUT_SKIP = 0, /* ack it and go on (the default) */
+	AG_BAD_INPUT_DEAD_LETTER, /* send it as it came to <app_id>-<agent>-dead-letter, with
+				     headers saying why, ack it and go on */
+	AG_BAD_INPUT_STOP, /* stop the worker with an error; the event is not acked */
+};
+
+/* Sets the agent's bad-input policy. Returns 0, -EINVAL. */
+int ag_agent_on_bad_input(struct ag_agent *agent, enum ag_bad_input policy);
+
+/*
+ * Registers a record type so `faustc models` lists it (types used by topics are registered
+ * by ag_app_topic). Returns 0, -EINVAL (ag_record_type_check failed; logged), -ENOMEM.
+ */
+int ag_app_model(struct ag_app *app, const struct ag_record_type *type);
+
+/* A codec the app defines: it says whether bytes are valid. */
+struct ag_codec_ops {
+	const char *name; /* shown by `faustc topics`; unique in the app */
+	/* Returns 0 for valid data, or a negative error with the reason in err. */
+	int (*validate)(struct ag_bytes data, char *err, size_t errlen, void *userdata);
+	void *userdata;
+};
+
+/*
+ * Registers a codec; *id (AG_CODEC_CUSTOM + n) is then usable as a topic's key or value
+ * codec. ops is copied; ops->name must outlive the app. Returns 0, -EINVAL, -EEXIST, -ENOMEM.
+ */
+int ag_app_codec(struct ag_app *app, const struct ag_codec_ops *ops, enum ag_codec *id);
 
 /* The agent's name; its source topic (NULL until the worker resolves an own topic). */
 const char *ag_agent_name(const struct ag_agent *agent);

@@ -56,4 +56,12 @@ int32_t ag_event_partition(const struct ag_event *ev);
 int64_t ag_event_offset(const struct ag_event *ev);
 int64_t ag_event_timestamp(const struct ag_event *ev); /* ms since the epoch, -1 if none */
 
+/*
+ * The event's value (or key) decoded with the topic's record type: *rec points to a struct
+ * of that type, borrowed, valid until the next ag_stream_next (its strings too).
+ * Returns 0, -ENOENT when the topic declares no record type for it.
+ */
+int ag_event_record(const struct ag_event *ev, const void **rec);
+int ag_event_key_record(const struct ag_event *ev, const void **rec);
+
 #endif

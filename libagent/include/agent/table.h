@@ -55,6 +55,18 @@ int ag_table_get_bytes(struct ag_table *table, const struct ag_bytes *key, struc
 int ag_table_set_bytes(struct ag_table *table, const struct ag_bytes *key,
 		       const struct ag_bytes *value);
 
+/*
+ * Record values (agent/record.h), stored as msgpack. get decodes into *out (type->size
+ * bytes) with strings and lists in arena; returns -ENOENT for a missing key, AG_ETYPE when
+ * the stored value is not such a record.
+ */
+struct ag_record_type;
+struct ag_arena;
+int ag_table_get_record(struct ag_table *table, const struct ag_bytes *key,
+			const struct ag_record_type *type, void *out, struct ag_arena *arena);
+int ag_table_set_record(struct ag_table *table, const struct ag_bytes *key,
+			const struct ag_record_type *type, const void *rec);
+
 /* Deletes a key (a tombstone goes to the changelog). Returns 0, AG_ESTORE. */
 int ag_table_del(struct ag_table *table, const struct ag_bytes *key);
 
