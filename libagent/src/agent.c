@@ -3,7 +3,7 @@
  * next buffered event of the agent's source partitions (round robin over partitions, so
  * they interleave fairly) without switching; only when nothing is buffered does the agent
  * yield to the loop, which resumes it when the consumer delivers more. An agent also yields
- * after AG__AGENT_SLICE events so that other agents get their turn.
+ * after AG__AGENT_SLICE events so that other agents and the loop's I/O get their turn.
  *
  * An agent body that returns an error is logged with the event it failed on, the event is
  * acked (a poison message must not stop the partition) and the body is started again.
@@ -430,13 +430,17 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 		if (w->stopping)
 			return AG_EOF;
 		if (++rt->slice > AG__AGENT_SLICE) {
+			/*
+			 * Back to the loop even when no other agent waits: the consumer, the
+			 * producer's deliveries, the commit timer and signals are served there,
+			 * and a busy agent must not starve them (nor keep its own partitions
+			 * from filling up to the back-pressure mark).
+			 */
 			rt->slice = 0;
-			if (w->runq_head) {
-				rt->state = AG__AGENT_NEW; /* lets wake queue it at the back */
-				ag__agent_wake(w, rt);
-				ag__coro_yield();
-				continue;
-			}
+			rt->state = AG__AGENT_NEW; /* lets wake queue it at the back */
+			ag__agent_wake(w, rt);
+			ag__coro_yield();
+			continue;
 		}
 		struct ag__tpart *tp;
 		rd_kafka_message_t *m = take(w, rt, &tp);

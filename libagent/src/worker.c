@@ -184,6 +184,37 @@ consumer_serve(struct ag__worker *w)
 		ag__worker_kick(w);
 }
 
+/* Whether some running agent is short of buffered events (or there is no agent). */
+static int
+intake_wanted(const struct ag__worker *w)
+{
+	int agents = 0;
+	for (size_t i = 0; i < w->app->nagents; i++) {
+		const struct ag__agent_rt *rt = w->app->agents[i]->rt;
+		const struct ag_topic *t = w->app->agents[i]->source;
+		if (!rt || rt->state == AG__AGENT_DONE || !t->parts)
+			continue;
+		agents++;
+		uint32_t buffered = 0;
+		for (int p = 0; p < t->partitions; p++)
+			buffered += t->parts[p].count;
+		if (buffered < AG__AGENT_LOW)
+			return 1;
+	}
+	return agents == 0;
+}
+
+/* Takes a batch from the consumer queue unless every agent has enough to do. */
+static void
+consumer_intake(struct ag__worker *w)
+{
+	w->intake_blocked = !w->closing && !intake_wanted(w);
+	if (w->intake_blocked)
+		ag__worker_kick(w); /* looked at again after the agents' next turn */
+	else
+		consumer_serve(w);
+}
+
 static void
 close_handles(struct ag__worker *w)
 {
@@ -222,7 +253,7 @@ on_consumer(uv_poll_t *h, int status, int events)
 {
 	struct ag__worker *w = h->data;
 	ag__queue_fd_drain(w->cfd[0]);
-	consumer_serve(w);
+	consumer_intake(w);
 	after_work(w);
 }
 
@@ -230,12 +261,12 @@ static void
 on_idle(uv_idle_t *h)
 {
 	struct ag__worker *w = h->data;
-	if (w->consume_more)
-		consumer_serve(w);
+	if (w->consume_more || w->intake_blocked)
+		consumer_intake(w);
 	if (w->restore_more)
 		ag__tables_restore_poll(w);
 	ag__agents_run(w);
-	if (!w->runq_head && !w->consume_more && !w->restore_more)
+	if (!w->runq_head && !w->consume_more && !w->restore_more && !w->intake_blocked)
 		uv_idle_stop(&w->idle);
 	after_work(w);
 }

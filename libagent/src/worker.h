@@ -18,6 +18,12 @@
 #define AG__CONSUME_BUDGET 512
 /* Events an agent handles before it yields so other agents get their turn. */
 #define AG__AGENT_SLICE 64
+/*
+ * The loop takes messages from the consumer queue only while some agent has fewer than
+ * AG__AGENT_LOW buffered; otherwise they wait in librdkafka's queue, whose prefetch is
+ * bounded by queued.max.messages.kbytes, and fetching slows down by itself.
+ */
+#define AG__AGENT_LOW 2048
 /* A partition's buffer pauses fetching at this many messages and resumes below the low mark. */
 #define AG__BUF_HIGH 8192
 #define AG__BUF_LOW 2048
@@ -98,6 +104,7 @@ struct ag__worker {
 	struct ag__agent_rt *runq_head, *runq_tail;
 	struct ag__agent_rt *current; /* agent running now */
 	int consume_more; /* consumer budget ran out: continue next turn */
+	int intake_blocked; /* every agent has enough buffered: the queue is left alone */
 	int restore_more;
 
 	/* producer: every message gets a sequence number; delivered ones are acked here */
