@@ -940,6 +940,9 @@ mp_record(const struct ag_record_type *type, struct mp_reader *r, void *out, str
 		return fail(c, AG_EDECODE, NULL, "not a msgpack map (got %s)",
 			    mp_kind_name(v.kind));
 	}
+	/* Each entry takes two bytes at least: refuse counts the input cannot hold. */
+	if (v.n > (size_t)(r->end - r->p) / 2)
+		return MP_TRUNCATED(c, up);
 	uint64_t present = 0;
 	size_t hint = 0; /* producers keep one order: look where the last key was, first */
 	for (size_t e = 0; e < v.n; e++) {
