@@ -871,7 +871,7 @@ test_arena(void)
 	memcpy(s, "{\"country\":\"c\",\"amount\":1,\"user\":\"", 34);
 	memset(s + 34, 'u', big);
 	memcpy(s + 34 + big, "\"}", 2);
-	for (int i = 0; i < 10000; i++) {
+	for (int i = 0; i < 1000; i++) {
 		ag_arena_reset(a);
 		if (ag_record_decode(&withdrawal_type, AG_CODEC_JSON,
 				     (struct ag_bytes){s, 34 + big + 2}, &w, a, err,
@@ -881,7 +881,7 @@ test_arena(void)
 		if (i == 100)
 			before = heap_in_use();
 	}
-	ok_int_eq(failed, 0, "10000 decodes of 100 kB records");
+	ok_int_eq(failed, 0, "1000 decodes of 100 kB records");
 	ok(heap_in_use() <= before + 4096, "heap bounded with big records (%zu -> %zu)", before,
 	   heap_in_use());
 	free(s);
