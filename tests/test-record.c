@@ -301,10 +301,10 @@ test_encode_json(void)
 		"{\"user\":\"a\\\"\\\\\\n\\u0001\x7f\xc3\xa9\",\"country\":\"\",\"amount\":-0.0}",
 		"escapes, -0.0");
 	w.amount = 1e300;
-	expect_json(&withdrawal_type, &w, 0,
-		    "{\"user\":\"a\\\"\\\\\\n\\u0001\x7f\xc3\xa9\",\"country\":\"\",\"amount\":1."
-		    "0000000000000001e+300}",
-		    "1e300 at %.17g");
+	expect_json(
+		&withdrawal_type, &w, 0,
+		"{\"user\":\"a\\\"\\\\\\n\\u0001\x7f\xc3\xa9\",\"country\":\"\",\"amount\":1e+300}",
+		"1e300 in its shortest round-trip form");
 
 	/* Nested records are blessed too, as Faust does. */
 	struct person p = {.name = S("n"), .address = {S("c"), S(""), 1}, .ag_present = all_person};
@@ -988,7 +988,7 @@ test_fields(void)
 	expect_key(&p, "name", 0, "Zoe");
 	expect_key(&p, "address.zip", 0, "00100");
 	expect_key(&p, "age", 0, "-9223372036854775808");
-	expect_key(&p, "height", 0, "0.10000000000000001");
+	expect_key(&p, "height", 0, "0.1");
 	expect_key(&p, "active", 0, "true");
 	p.active = false;
 	p.height = 2;

@@ -1153,13 +1153,26 @@ json_put_string(struct ag_buf *b, const char *s, size_t n)
 	return 0;
 }
 
+/* The shortest %g form (15, 16 or 17 digits) that reads back as exactly d. */
+static int
+fmt_double(double d, char *tmp, size_t cap)
+{
+	int n = 0;
+	for (int digits = 15; digits <= 17; digits++) {
+		n = snprintf(tmp, cap, "%.*g", digits, d);
+		if (strtod(tmp, NULL) == d)
+			break;
+	}
+	return n;
+}
+
 static int
 json_put_double(struct ag_buf *b, double d)
 {
 	char tmp[40];
 	if (!isfinite(d))
 		return -EINVAL; /* JSON has no NaN or infinities */
-	int n = snprintf(tmp, sizeof(tmp), "%.17g", d);
+	int n = fmt_double(d, tmp, sizeof(tmp));
 	if (n < 0 || (size_t)n >= sizeof(tmp) - 2)
 		return -EINVAL;
 	/* Keep it a float for readers that tell 1.0 from 1 (Python). */
@@ -1171,7 +1184,7 @@ json_put_double(struct ag_buf *b, double d)
 static int
 json_put_scalar(struct ag_buf *b, enum ag_field_type t, const void *p)
 {
-	char tmp[24];
+	char tmp[40];
 	switch (t) {
 	case AG_FIELD_STRING: {
 		const struct ag_str *s = p;
@@ -1450,7 +1463,7 @@ ag_record_field_key(const struct ag_record_type *type, const void *rec, const ch
 	case AG_FIELD_INT:
 		return buf_put(out, tmp, fmt_int64(*(const int64_t *)p, tmp));
 	case AG_FIELD_FLOAT: {
-		int n = snprintf(tmp, sizeof(tmp), "%.17g", *(const double *)p);
+		int n = fmt_double(*(const double *)p, tmp, sizeof(tmp));
 		return buf_put(out, tmp, (size_t)n);
 	}
 	case AG_FIELD_BOOL:
