@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 
 status=0
 for fuzzer in "$build"/tests/fuzz/fuzz-*; do
-	[ -x "$fuzzer" ] || continue
+	[ -f "$fuzzer" ] && [ -x "$fuzzer" ] || continue
 	target=${fuzzer##*/fuzz-}
 	mkdir -p "$work/$target/corpus" "$work/$target/artifacts"
 	cp tests/fuzz/corpus/"$target"/* "$work/$target/corpus/"
