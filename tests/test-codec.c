@@ -36,6 +36,10 @@ test_names(void)
 	ok_str_eq(ag__codec_name(AG_CODEC_RAW), "raw", "name raw");
 	ok_str_eq(ag__codec_name(AG_CODEC_STRING), "string", "name string");
 	ok_str_eq(ag__codec_name(AG_CODEC_JSON), "json", "name json");
+	ok_str_eq(ag__codec_name(AG_CODEC_MSGPACK), "msgpack", "name msgpack");
+	ok_str_eq(ag__codec_name(AG_CODEC_INT64), "int64", "name int64");
+	ok_str_eq(ag__codec_name(AG_CODEC_DOUBLE), "double", "name double");
+	ok_str_eq(ag__codec_name(AG_CODEC_CUSTOM), "unknown", "custom codecs are named by the app");
 	ok(ag__codec_name((enum ag_codec)99) != NULL, "unknown codec has a name");
 	ok_int_eq(ag__codec_parse("json", &c), 0, "parse json");
 	ok_int_eq(c, AG_CODEC_JSON, "json parsed");
@@ -43,7 +47,15 @@ test_names(void)
 	ok_int_eq(c, AG_CODEC_STRING, "string parsed");
 	ok_int_eq(ag__codec_parse("raw", &c), 0, "parse raw");
 	ok_int_eq(c, AG_CODEC_RAW, "raw parsed");
+	static const enum ag_codec all[] = {AG_CODEC_RAW,     AG_CODEC_STRING, AG_CODEC_JSON,
+					    AG_CODEC_MSGPACK, AG_CODEC_INT64,  AG_CODEC_DOUBLE};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		c = AG_CODEC_CUSTOM;
+		ok(ag__codec_parse(ag__codec_name(all[i]), &c) == 0 && c == all[i],
+		   "parse(name(%s)) round-trips", ag__codec_name(all[i]));
+	}
 	ok_int_eq(ag__codec_parse("JSON2", &c), -EINVAL, "unknown name: -EINVAL");
+	ok_int_eq(ag__codec_parse("unknown", &c), -EINVAL, "\"unknown\": -EINVAL");
 	ok_int_eq(ag__codec_parse("", &c), -EINVAL, "empty name: -EINVAL");
 	ok_int_eq(ag__codec_parse(NULL, &c), -EINVAL, "NULL name: -EINVAL");
 }
@@ -209,6 +221,339 @@ test_json(void)
 		  AG_EDECODE, "json rejects 100000 levels without crashing");
 	printf("#   %s\n", err);
 	free(deep);
+}
+
+/* msgpack-c packs a value of every type; the validator must take it whole and refuse every
+ * strict prefix of it and the value with one byte more. */
+static void
+test_msgpack_reference(void)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	static const char blob[300] = "blob";
+	char err[256];
+
+	msgpack_pack_map(&pk, 12);
+	msgpack_pack_str_with_body(&pk, "nil", 3);
+	msgpack_pack_nil(&pk);
+	msgpack_pack_str_with_body(&pk, "bools", 5);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_true(&pk);
+	msgpack_pack_false(&pk);
+	msgpack_pack_str_with_body(&pk, "ints", 4);
+	msgpack_pack_array(&pk, 8);
+	msgpack_pack_int64(&pk, 0);
+	msgpack_pack_int64(&pk, -1);
+	msgpack_pack_int64(&pk, 200);
+	msgpack_pack_int64(&pk, -200);
+	msgpack_pack_int64(&pk, 70000);
+	msgpack_pack_int64(&pk, -70000);
+	msgpack_pack_int64(&pk, INT64_MIN);
+	msgpack_pack_uint64(&pk, UINT64_MAX);
+	msgpack_pack_str_with_body(&pk, "floats", 6);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_float(&pk, 1.5f);
+	msgpack_pack_double(&pk, 107.89);
+	msgpack_pack_str_with_body(&pk, "str8", 4);
+	msgpack_pack_str_with_body(&pk, blob, 200);
+	msgpack_pack_str_with_body(&pk, "str16", 5);
+	msgpack_pack_str_with_body(&pk, blob, 300);
+	msgpack_pack_str_with_body(&pk, "bin", 3);
+	msgpack_pack_bin_with_body(&pk, blob, 10);
+	msgpack_pack_str_with_body(&pk, "fixext", 6);
+	msgpack_pack_array(&pk, 5);
+	for (size_t len = 1; len <= 16; len *= 2)
+		msgpack_pack_ext_with_body(&pk, blob, len, 7);
+	msgpack_pack_str_with_body(&pk, "ext", 3);
+	msgpack_pack_ext_with_body(&pk, blob, 3, -1);
+	msgpack_pack_str_with_body(&pk, "array16", 7);
+	msgpack_pack_array(&pk, 20);
+	for (int i = 0; i < 20; i++)
+		msgpack_pack_int(&pk, i);
+	msgpack_pack_str_with_body(&pk, "map16", 5);
+	msgpack_pack_map(&pk, 16);
+	for (int i = 0; i < 16; i++) {
+		msgpack_pack_int(&pk, i);
+		msgpack_pack_map(&pk, 0);
+	}
+	msgpack_pack_int(&pk, 12); /* integer keys are msgpack too */
+	msgpack_pack_array(&pk, 0);
+
+	int rc = validate(AG_CODEC_MSGPACK, (struct ag_bytes){sb.data, sb.size}, err, sizeof(err));
+	ok_int_eq(rc, 0, "msgpack accepts a map of every type msgpack-c packs (%zu bytes)",
+		  sb.size);
+	if (rc)
+		printf("#   %s\n", err);
+	int bad = 0;
+	for (size_t len = 0; len < sb.size; len++) {
+		if (validate(AG_CODEC_MSGPACK, (struct ag_bytes){sb.data, len}, err, sizeof(err)) !=
+			    AG_EDECODE ||
+		    !strstr(err, "at byte ")) {
+			printf("#   prefix of %zu bytes: %s\n", len, err);
+			bad++;
+		}
+	}
+	ok_int_eq(bad, 0, "msgpack rejects each of its %zu strict prefixes, saying where", sb.size);
+	msgpack_pack_nil(&pk);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){sb.data, sb.size}, err, sizeof(err)),
+		  AG_EDECODE, "msgpack rejects one byte after the value");
+	char where[64];
+	snprintf(where, sizeof(where), "trailing bytes after the value at byte %zu", sb.size - 1);
+	ok(strstr(err, where) != NULL, "  at its offset: %s", err);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* n arrays of one element each around an innermost value (bytes of inner). */
+static unsigned char *
+nested_msgpack(size_t n, struct ag_bytes inner, size_t *len)
+{
+	unsigned char *p = malloc(n + inner.len);
+	memset(p, 0x91, n);
+	memcpy(p + n, inner.ptr, inner.len);
+	*len = n + inner.len;
+	return p;
+}
+
+static void
+test_msgpack(void)
+{
+	static const struct {
+		struct ag_bytes b;
+		const char *what;
+	} good[] = {
+		{LIT_INIT("\x00"), "fixint 0"},
+		{LIT_INIT("\x7f"), "fixint 127"},
+		{LIT_INIT("\xff"), "fixint -1"},
+		{LIT_INIT("\xc0"), "nil"},
+		{LIT_INIT("\xc3"), "true"},
+		{LIT_INIT("\xa0"), "empty fixstr"},
+		{LIT_INIT("\xa3"
+			  "abc"),
+		 "fixstr"},
+		{LIT_INIT("\xbf"
+			  "0123456789012345678901234567890"),
+		 "fixstr of 31"},
+		{LIT_INIT("\xa2\xff\x00"), "fixstr with bytes that are not UTF-8 (not checked)"},
+		{LIT_INIT("\xd9\x00"), "empty str8"},
+		{LIT_INIT("\xda\x00\x01x"), "str16 of 1"},
+		{LIT_INIT("\xdb\x00\x00\x00\x02xy"), "str32 of 2"},
+		{LIT_INIT("\xc4\x00"), "empty bin8"},
+		{LIT_INIT("\xc6\x00\x00\x00\x01\x00"), "bin32 of 1"},
+		{LIT_INIT("\xc7\x00\x05"), "empty ext8"},
+		{LIT_INIT("\xc8\x00\x01\x05x"), "ext16 of 1"},
+		{LIT_INIT("\xc9\x00\x00\x00\x00\xff"), "empty ext32"},
+		{LIT_INIT("\xd4\x01x"), "fixext1"},
+		{LIT_INIT("\xd8\x01"
+			  "0123456789abcdef"),
+		 "fixext16"},
+		{LIT_INIT("\xca\x3f\xc0\x00\x00"), "float32"},
+		{LIT_INIT("\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00"), "float64 NaN"},
+		{LIT_INIT("\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), "uint64 max"},
+		{LIT_INIT("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"), "int64 min"},
+		{LIT_INIT("\x90"), "empty fixarray"},
+		{LIT_INIT("\x80"), "empty fixmap"},
+		{LIT_INIT("\xdc\x00\x00"), "empty array16"},
+		{LIT_INIT("\xdd\x00\x00\x00\x00"), "empty array32"},
+		{LIT_INIT("\xde\x00\x00"), "empty map16"},
+		{LIT_INIT("\xdf\x00\x00\x00\x01\xc0\xc0"), "map32 nil: nil"},
+		{LIT_INIT("\x92\x90\x80"), "array of an empty array and an empty map"},
+		{LIT_INIT("\x82\xa1x\x91\x01\xa1y\x81\x00\x90"), "nested map"},
+	};
+	static const struct {
+		struct ag_bytes b;
+		const char *what;
+		const char *says; /* a part of the message, with the offset */
+	} bad[] = {
+		{LIT_INIT(""), "empty input", "empty input at byte 0"},
+		{LIT_INIT("\xc1"), "format byte 0xc1", "invalid format byte 0xc1 at byte 0"},
+		{LIT_INIT("\x92\x01\xc1"), "0xc1 inside an array", "0xc1 at byte 2"},
+		{LIT_INIT("\x01\x02"), "two values", "trailing bytes after the value at byte 1"},
+		{LIT_INIT("\x90\x90"), "two arrays", "at byte 1"},
+		{LIT_INIT("\x91"), "an array missing its item", "array at byte 0"},
+		{LIT_INIT("\x92\x01"), "an array one item short", "array at byte 0"},
+		{LIT_INIT("\x81\x01"), "a map missing a value", "map at byte 0"},
+		{LIT_INIT("\x91\x91\x91"), "nested arrays missing the innermost item",
+		 "array at byte 2"},
+		{LIT_INIT("\x92\x91\x01"), "an outer array one item short",
+		 "value expected at byte 3"},
+		{LIT_INIT("\xa3"
+			  "ab"),
+		 "fixstr one byte short", "at byte 0"},
+		{LIT_INIT("\xd9"), "str8 without its length", "at byte 0"},
+		{LIT_INIT("\xd9\x02x"), "str8 one byte short", "at byte 0"},
+		{LIT_INIT("\xda\x00"), "str16 with half its length", "at byte 0"},
+		{LIT_INIT("\xdb\xff\xff\xff\xff"), "str32 claiming 4 GiB", "at byte 0"},
+		{LIT_INIT("\xc6\xff\xff\xff\xff\x00"), "bin32 claiming 4 GiB", "at byte 0"},
+		{LIT_INIT("\xc9\xff\xff\xff\xff\x01"), "ext32 claiming 4 GiB", "at byte 0"},
+		{LIT_INIT("\xc7\x01"), "ext8 without its type", "at byte 0"},
+		{LIT_INIT("\xc7\x01\x01"), "ext8 without its payload", "at byte 0"},
+		{LIT_INIT("\xd4\x01"), "fixext1 without its payload", "at byte 0"},
+		{LIT_INIT("\xd8\x01"
+			  "0123456789abcde"),
+		 "fixext16 one byte short", "at byte 0"},
+		{LIT_INIT("\xca\x00\x00\x00"), "float32 one byte short", "at byte 0"},
+		{LIT_INIT("\xcb\x00\x00\x00\x00\x00\x00\x00"), "float64 one byte short",
+		 "at byte 0"},
+		{LIT_INIT("\xcf\x00\x00\x00\x00\x00\x00\x00"), "uint64 one byte short",
+		 "at byte 0"},
+		{LIT_INIT("\xcc"), "uint8 without its byte", "at byte 0"},
+		{LIT_INIT("\xdd\xff\xff\xff\xff\xc0"), "array32 claiming 4G items",
+		 "array at byte 0 (4294967295 items, 1 bytes left)"},
+		{LIT_INIT("\xdf\xff\xff\xff\xff\xc0\xc0"), "map32 claiming 4G pairs",
+		 "map at byte 0 (8589934590 items"},
+		{LIT_INIT("\xdc\x00"), "array16 with half its count", "at byte 0"},
+		{LIT_INIT("\xde\x00\x01\xc0"), "map16 of one pair with only its key", "at byte 0"},
+		{LIT_INIT("\x81\xa1x\xa3"
+			  "ab"),
+		 "a map's truncated string value", "at byte 3"},
+	};
+	char err[256];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int rc = validate(AG_CODEC_MSGPACK, good[i].b, err, sizeof(err));
+		ok_int_eq(rc, 0, "msgpack accepts %s", good[i].what);
+		if (rc)
+			printf("#   %s\n", err);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ok_int_eq(validate(AG_CODEC_MSGPACK, bad[i].b, err, sizeof(err)), AG_EDECODE,
+			  "msgpack rejects %s", bad[i].what);
+		ok(strncmp(err, "msgpack: ", 9) == 0 && strstr(err, bad[i].says),
+		   "  says \"%s\": %s", bad[i].says, err);
+	}
+
+	/* Depth: the top value is depth 1; 64 nested containers pass, 65 do not. */
+	size_t len;
+	unsigned char *deep = nested_msgpack(AG__MSGPACK_MAX_DEPTH - 1, LIT("\x90"), &len);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){deep, len}, err, sizeof(err)), 0,
+		  "msgpack accepts %d nested arrays", AG__MSGPACK_MAX_DEPTH);
+	free(deep);
+	deep = nested_msgpack(AG__MSGPACK_MAX_DEPTH, LIT("\x01"), &len);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){deep, len}, err, sizeof(err)), 0,
+		  "msgpack accepts %d nested arrays around a scalar", AG__MSGPACK_MAX_DEPTH);
+	free(deep);
+	deep = nested_msgpack(AG__MSGPACK_MAX_DEPTH, LIT("\x90"), &len);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){deep, len}, err, sizeof(err)),
+		  AG_EDECODE, "msgpack rejects %d nested arrays", AG__MSGPACK_MAX_DEPTH + 1);
+	snprintf(err + 128, 64, "nesting deeper than 64 at byte %d", AG__MSGPACK_MAX_DEPTH);
+	ok(strstr(err, err + 128) != NULL, "  at the container too deep: %s", err);
+	free(deep);
+	deep = nested_msgpack(AG__MSGPACK_MAX_DEPTH, LIT("\x81\x01\x90"), &len);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){deep, len}, err, sizeof(err)),
+		  AG_EDECODE, "msgpack rejects a map one level too deep");
+	free(deep);
+	deep = nested_msgpack(1000000, LIT("\xc0"), &len);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){deep, len}, err, sizeof(err)),
+		  AG_EDECODE, "msgpack rejects a million levels without crashing");
+	free(deep);
+	/* Wide is fine where deep is not: many siblings at one level. */
+	deep = malloc(3 + 65535);
+	memcpy(deep, "\xdc\xff\xff", 3);
+	memset(deep + 3, 0x90, 65535);
+	ok_int_eq(validate(AG_CODEC_MSGPACK, (struct ag_bytes){deep, 3 + 65535}, err, sizeof(err)),
+		  0, "msgpack accepts an array16 of 65535 empty arrays");
+	free(deep);
+
+	ok_int_eq(validate(AG_CODEC_MSGPACK, LIT("\xc1"), NULL, 0), AG_EDECODE,
+		  "msgpack: err is optional");
+	ok_int_eq(
+		ag__codec_validate(AG_CODEC_MSGPACK, (struct ag_bytes){NULL, 0}, err, sizeof(err)),
+		AG_EDECODE, "msgpack rejects NULL data of 0 bytes");
+	ok_int_eq(ag__codec_validate(AG_CODEC_CUSTOM, LIT("x"), err, sizeof(err)), AG_EDECODE,
+		  "custom codecs are not validated here");
+}
+
+static void
+test_fixed8(void)
+{
+	static const struct {
+		int64_t v;
+		struct ag_bytes be;
+	} ints[] = {
+		{0, LIT_INIT("\x00\x00\x00\x00\x00\x00\x00\x00")},
+		{1, LIT_INIT("\x00\x00\x00\x00\x00\x00\x00\x01")},
+		{-1, LIT_INIT("\xff\xff\xff\xff\xff\xff\xff\xff")},
+		{256, LIT_INIT("\x00\x00\x00\x00\x00\x00\x01\x00")},
+		{-256, LIT_INIT("\xff\xff\xff\xff\xff\xff\xff\x00")},
+		{INT32_MAX, LIT_INIT("\x00\x00\x00\x00\x7f\xff\xff\xff")},
+		{INT32_MIN, LIT_INIT("\xff\xff\xff\xff\x80\x00\x00\x00")},
+		{INT64_MAX, LIT_INIT("\x7f\xff\xff\xff\xff\xff\xff\xff")},
+		{INT64_MIN, LIT_INIT("\x80\x00\x00\x00\x00\x00\x00\x00")},
+		{INT64_MIN + 1, LIT_INIT("\x80\x00\x00\x00\x00\x00\x00\x01")},
+		{0x0102030405060708, LIT_INIT("\x01\x02\x03\x04\x05\x06\x07\x08")},
+	};
+	static const struct {
+		double v;
+		struct ag_bytes be;
+		const char *what;
+	} dbls[] = {
+		{0.0, LIT_INIT("\x00\x00\x00\x00\x00\x00\x00\x00"), "0.0"},
+		{-0.0, LIT_INIT("\x80\x00\x00\x00\x00\x00\x00\x00"), "-0.0"},
+		{1.0, LIT_INIT("\x3f\xf0\x00\x00\x00\x00\x00\x00"), "1.0"},
+		{-2.0, LIT_INIT("\xc0\x00\x00\x00\x00\x00\x00\x00"), "-2.0"},
+		{107.89, LIT_INIT("\x40\x5a\xf8\xf5\xc2\x8f\x5c\x29"), "107.89"},
+		{5e-324, LIT_INIT("\x00\x00\x00\x00\x00\x00\x00\x01"), "smallest subnormal"},
+		{1.7976931348623157e308, LIT_INIT("\x7f\xef\xff\xff\xff\xff\xff\xff"), "DBL_MAX"},
+		{INFINITY, LIT_INIT("\x7f\xf0\x00\x00\x00\x00\x00\x00"), "+inf"},
+		{-INFINITY, LIT_INIT("\xff\xf0\x00\x00\x00\x00\x00\x00"), "-inf"},
+	};
+	unsigned char buf[9];
+	char err[128];
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		int64_t out = 42;
+		memset(buf, 0xee, sizeof(buf));
+		ok_int_eq(ag__codec_int64_encode(ints[i].v, buf, 8), 8, "int64 %" PRId64 " encodes",
+			  ints[i].v);
+		ok_mem_eq(buf, 8, ints[i].be.ptr, 8, "  to Kafka's big-endian bytes");
+		ok_int_eq(buf[8], 0xee, "  and no more");
+		ok(ag__codec_int64_decode(ints[i].be, &out) == 0 && out == ints[i].v,
+		   "  and decodes back");
+		ok_int_eq(validate(AG_CODEC_INT64, ints[i].be, err, sizeof(err)), 0,
+			  "  and validates");
+	}
+	for (size_t i = 0; i < sizeof(dbls) / sizeof(dbls[0]); i++) {
+		double out = 42;
+		ok_int_eq(ag__codec_double_encode(dbls[i].v, buf, 8), 8, "double %s encodes",
+			  dbls[i].what);
+		ok_mem_eq(buf, 8, dbls[i].be.ptr, 8, "  to Kafka's big-endian bytes");
+		ok(ag__codec_double_decode(dbls[i].be, &out) == 0 &&
+			   memcmp(&out, &dbls[i].v, sizeof(out)) == 0,
+		   "  and decodes back bit for bit");
+		ok_int_eq(validate(AG_CODEC_DOUBLE, dbls[i].be, err, sizeof(err)), 0,
+			  "  and validates");
+	}
+	double d = 0;
+	ok(ag__codec_double_decode(LIT("\x7f\xf8\x00\x00\x00\x00\x00\x01"), &d) == 0 && isnan(d),
+	   "a NaN with a payload decodes as NaN");
+	ok_int_eq(ag__codec_double_encode(d, buf, 8), 8, "  and encodes");
+	ok_mem_eq(buf, 8, "\x7f\xf8\x00\x00\x00\x00\x00\x01", 8, "  keeping its payload");
+
+	ok_int_eq(ag__codec_int64_encode(1, buf, 7), -ENOBUFS, "int64 into 7 bytes: -ENOBUFS");
+	ok_int_eq(ag__codec_double_encode(1, buf, 0), -ENOBUFS, "double into 0 bytes: -ENOBUFS");
+	static const char sixteen[16] = "0123456789abcdef";
+	static const size_t lens[] = {0, 1, 7, 9, 16};
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct ag_bytes b = {sixteen, lens[i]};
+		int64_t i64 = 42;
+		double f64 = 42;
+		ok(ag__codec_int64_decode(b, &i64) == AG_EDECODE && i64 == 42,
+		   "int64 decode of %zu bytes: AG_EDECODE, out untouched", lens[i]);
+		ok(ag__codec_double_decode(b, &f64) == AG_EDECODE && f64 == 42,
+		   "double decode of %zu bytes: AG_EDECODE, out untouched", lens[i]);
+		ok_int_eq(validate(AG_CODEC_INT64, b, err, sizeof(err)), AG_EDECODE,
+			  "int64 rejects %zu bytes", lens[i]);
+		char where[32];
+		snprintf(where, sizeof(where), "at byte %zu", lens[i] < 8 ? lens[i] : 8);
+		ok(strncmp(err, "int64: ", 7) == 0 && strstr(err, where), "  at its offset: %s",
+		   err);
+		ok_int_eq(validate(AG_CODEC_DOUBLE, b, err, sizeof(err)), AG_EDECODE,
+			  "double rejects %zu bytes", lens[i]);
+		ok(strncmp(err, "double: ", 8) == 0 && strstr(err, where), "  at its offset: %s",
+		   err);
+	}
+	ok_int_eq(ag__codec_int64_decode((struct ag_bytes){NULL, 8}, &(int64_t){0}), AG_EDECODE,
+		  "int64 decode of NULL: AG_EDECODE");
 }
 
 /* Encodes v; checks size, msgpack-c's bytes (when given), and that it decodes back. */
@@ -545,6 +890,9 @@ main(void)
 	test_names();
 	test_string();
 	test_json();
+	test_msgpack_reference();
+	test_msgpack();
+	test_fixed8();
 	test_ints();
 	test_doubles();
 	test_bytes();

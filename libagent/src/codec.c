@@ -1,6 +1,7 @@
 /*
- * Codecs: validation of keys and values against their topic's codec (raw, string, json),
- * and the msgpack scalars tables store as values.
+ * Codecs: validation of keys and values against their topic's codec (raw, string, json,
+ * msgpack, int64, double), the 8-byte numbers of Kafka's LongSerializer and
+ * DoubleSerializer, and the msgpack scalars tables store as values.
  *
  * The msgpack encoder and decoder are written out by hand: table values are single
  * scalars, so a switch over the format byte is all msgpack-c's unpacker would do, minus its
@@ -22,9 +23,8 @@
 #include "codec.h"
 
 static const char *const codec_names[] = {
-	[AG_CODEC_RAW] = "raw",
-	[AG_CODEC_STRING] = "string",
-	[AG_CODEC_JSON] = "json",
+	[AG_CODEC_RAW] = "raw",         [AG_CODEC_STRING] = "string", [AG_CODEC_JSON] = "json",
+	[AG_CODEC_MSGPACK] = "msgpack", [AG_CODEC_INT64] = "int64",   [AG_CODEC_DOUBLE] = "double",
 };
 
 const char *
@@ -139,6 +139,190 @@ validate_json(struct ag_bytes data, char *err, size_t errlen)
 	return AG_EDECODE;
 }
 
+/* Big-endian integers of n bytes (msgpack and Kafka both use network order). */
+static void
+put_be(unsigned char *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t
+get_be(const unsigned char *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Checks one msgpack value without building it: a walk over the format bytes with a stack
+ * of the items each open array or map still expects. Lengths are compared against the bytes
+ * left before anything is added to them, so no claimed length can wrap around or make the
+ * walk read outside data; a container that claims more items than there are bytes left is
+ * refused at once (each item takes at least one byte). str payloads are not checked for
+ * UTF-8, as msgpack-c does not check them either.
+ */
+static int
+validate_msgpack(struct ag_bytes data, char *err, size_t errlen)
+{
+	const unsigned char *p = data.ptr;
+	size_t n = data.len, i = 0;
+	uint64_t left[AG__MSGPACK_MAX_DEPTH + 1]; /* items still expected at each depth */
+	size_t depth = 0;
+	left[0] = 1;
+	if (n == 0) {
+		snprintf(err, errlen, "msgpack: empty input at byte 0");
+		return AG_EDECODE;
+	}
+	for (;;) {
+		while (depth > 0 && left[depth] == 0)
+			depth--;
+		if (left[depth] == 0)
+			break;
+		left[depth]--;
+		if (i == n) {
+			snprintf(err, errlen, "msgpack: truncated: value expected at byte %zu", i);
+			return AG_EDECODE;
+		}
+		size_t at = i;
+		unsigned char c = p[i++];
+		size_t width = 0; /* bytes of the length field (or the fixed payload) */
+		size_t extra = 0; /* bytes between the length field and the payload (ext type) */
+		int kind = 's'; /* 's' fixed-size scalar, 'l' length-prefixed, 'a' array, 'm' map */
+		uint64_t count = 0; /* items of a fix container */
+		if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+			/* fixint, nil, bool: the format byte is the whole value */
+		} else if (c <= 0x8f) {
+			kind = 'm', count = c & 0x0f;
+		} else if (c <= 0x9f) {
+			kind = 'a', count = c & 0x0f;
+		} else if (c <= 0xbf) {
+			width = c & 0x1f; /* fixstr: a payload of that many bytes */
+		} else {
+			switch (c) {
+			case 0xc4: /* bin 8/16/32 */
+			case 0xc5:
+			case 0xc6:
+				kind = 'l', width = (size_t)1 << (c - 0xc4);
+				break;
+			case 0xc7: /* ext 8/16/32: length, type byte, payload */
+			case 0xc8:
+			case 0xc9:
+				kind = 'l', width = (size_t)1 << (c - 0xc7), extra = 1;
+				break;
+			case 0xca:
+				width = 4;
+				break;
+			case 0xcb:
+				width = 8;
+				break;
+			case 0xcc: /* uint 8/16/32/64 */
+			case 0xcd:
+			case 0xce:
+			case 0xcf:
+				width = (size_t)1 << (c - 0xcc);
+				break;
+			case 0xd0: /* int 8/16/32/64 */
+			case 0xd1:
+			case 0xd2:
+			case 0xd3:
+				width = (size_t)1 << (c - 0xd0);
+				break;
+			case 0xd4: /* fixext 1/2/4/8/16: type byte and payload */
+			case 0xd5:
+			case 0xd6:
+			case 0xd7:
+			case 0xd8:
+				width = 1 + ((size_t)1 << (c - 0xd4));
+				break;
+			case 0xd9: /* str 8/16/32 */
+			case 0xda:
+			case 0xdb:
+				kind = 'l', width = (size_t)1 << (c - 0xd9);
+				break;
+			case 0xdc: /* array 16/32 */
+			case 0xdd:
+				kind = 'a', width = (size_t)2 << (c - 0xdc);
+				break;
+			case 0xde: /* map 16/32 */
+			case 0xdf:
+				kind = 'm', width = (size_t)2 << (c - 0xde);
+				break;
+			default: /* 0xc1 */
+				snprintf(err, errlen,
+					 "msgpack: invalid format byte 0x%02x at byte %zu", c, at);
+				return AG_EDECODE;
+			}
+		}
+		if (width + extra > n - i) {
+			snprintf(err, errlen,
+				 "msgpack: truncated value 0x%02x at byte %zu (needs %zu more "
+				 "bytes, "
+				 "%zu left)",
+				 c, at, width + extra, n - i);
+			return AG_EDECODE;
+		}
+		if (kind == 's') {
+			i += width;
+			continue;
+		}
+		if (kind == 'l') {
+			uint64_t len = get_be(p + i, width);
+			i += width + extra;
+			if (len > n - i) {
+				snprintf(err, errlen,
+					 "msgpack: truncated value 0x%02x at byte %zu (%" PRIu64
+					 " payload bytes, %zu left)",
+					 c, at, len, n - i);
+				return AG_EDECODE;
+			}
+			i += (size_t)len;
+			continue;
+		}
+		if (width) {
+			count = get_be(p + i, width);
+			i += width;
+		}
+		if (kind == 'm')
+			count *= 2; /* at most 2^33: no overflow */
+		if (depth == AG__MSGPACK_MAX_DEPTH) {
+			snprintf(err, errlen, "msgpack: nesting deeper than %d at byte %zu",
+				 AG__MSGPACK_MAX_DEPTH, at);
+			return AG_EDECODE;
+		}
+		if (count > n - i) {
+			snprintf(err, errlen,
+				 "msgpack: truncated %s at byte %zu (%" PRIu64
+				 " items, %zu bytes left)",
+				 kind == 'm' ? "map" : "array", at, count, n - i);
+			return AG_EDECODE;
+		}
+		left[++depth] = count;
+	}
+	if (i != n) {
+		snprintf(err, errlen, "msgpack: trailing bytes after the value at byte %zu", i);
+		return AG_EDECODE;
+	}
+	return 0;
+}
+
+static int
+validate_fixed8(enum ag_codec codec, struct ag_bytes data, char *err, size_t errlen)
+{
+	if (data.len == 8)
+		return 0;
+	if (data.len < 8)
+		snprintf(err, errlen, "%s: truncated at byte %zu (exactly 8 bytes expected)",
+			 ag__codec_name(codec), data.len);
+	else
+		snprintf(err, errlen,
+			 "%s: trailing bytes at byte 8 (exactly 8 bytes expected, got %zu)",
+			 ag__codec_name(codec), data.len);
+	return AG_EDECODE;
+}
+
 int
 ag__codec_validate(enum ag_codec codec, struct ag_bytes data, char *err, size_t errlen)
 {
@@ -160,28 +344,62 @@ ag__codec_validate(enum ag_codec codec, struct ag_bytes data, char *err, size_t 
 		return validate_string(data, err, errlen);
 	case AG_CODEC_JSON:
 		return validate_json(data, err, errlen);
+	case AG_CODEC_MSGPACK:
+		return validate_msgpack(data, err, errlen);
+	case AG_CODEC_INT64:
+	case AG_CODEC_DOUBLE:
+		return validate_fixed8(codec, data, err, errlen);
+	case AG_CODEC_CUSTOM:
+		break; /* an app's codecs are checked by the app's own functions */
 	}
 	snprintf(err, errlen, "unknown codec %d", (int)codec);
 	return AG_EDECODE;
 }
 
+/* ---- Kafka's LongSerializer and DoubleSerializer: 8 bytes, big-endian ---- */
+
+int
+ag__codec_int64_decode(struct ag_bytes data, int64_t *out)
+{
+	if (data.len != 8 || !data.ptr)
+		return AG_EDECODE;
+	uint64_t u = get_be(data.ptr, 8);
+	/* Two's complement without the implementation-defined conversion of large values. */
+	*out = u <= INT64_MAX ? (int64_t)u : -(int64_t)(~u) - 1;
+	return 0;
+}
+
+int
+ag__codec_double_decode(struct ag_bytes data, double *out)
+{
+	if (data.len != 8 || !data.ptr)
+		return AG_EDECODE;
+	uint64_t u = get_be(data.ptr, 8);
+	memcpy(out, &u, sizeof(*out));
+	return 0;
+}
+
+int
+ag__codec_int64_encode(int64_t v, void *buf, size_t cap)
+{
+	if (cap < 8)
+		return -ENOBUFS;
+	put_be(buf, (uint64_t)v, 8);
+	return 8;
+}
+
+int
+ag__codec_double_encode(double v, void *buf, size_t cap)
+{
+	uint64_t u;
+	if (cap < 8)
+		return -ENOBUFS;
+	memcpy(&u, &v, sizeof(u));
+	put_be(buf, u, 8);
+	return 8;
+}
+
 /* ---- msgpack scalars ---- */
-
-static void
-put_be(unsigned char *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t
-get_be(const unsigned char *p, size_t n)
-{
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* Format byte and payload width of an integer's smallest msgpack form. */
 static void

@@ -1,6 +1,7 @@
 /*
- * Codecs: check that a key or value is what its topic declares (raw, string, json) and
- * encode table values (msgpack) for the store and the changelog.
+ * Codecs: check that a key or value is what its topic declares (raw, string, json, msgpack,
+ * int64, double), convert Kafka's 8-byte numbers, and encode table values (msgpack) for the
+ * store and the changelog.
  */
 #ifndef AG_CODEC_H
 #define AG_CODEC_H
@@ -9,7 +10,10 @@
 #include <stdint.h>
 #include <agent/types.h>
 
-/* "raw", "string", "json". Never NULL. */
+/* Deepest nesting of arrays and maps the msgpack codec accepts (the top value is depth 1). */
+#define AG__MSGPACK_MAX_DEPTH 64
+
+/* "raw", "string", "json", "msgpack", "int64", "double"; "unknown" otherwise. Never NULL. */
 const char *ag__codec_name(enum ag_codec codec);
 
 /* Parses a codec name. Returns 0 and sets *out, -EINVAL. */
@@ -18,10 +22,25 @@ int ag__codec_parse(const char *name, enum ag_codec *out);
 /*
  * Checks that data is valid for the codec: raw accepts anything, string accepts valid
  * UTF-8 without NUL bytes, json accepts exactly one JSON value (surrounding whitespace
- * allowed). On failure writes the reason (with byte position where known) into err.
- * Returns 0, AG_EDECODE.
+ * allowed), msgpack exactly one complete msgpack value (any type, arrays and maps nested at
+ * most AG__MSGPACK_MAX_DEPTH deep; str payloads are not checked for UTF-8), int64 and double
+ * exactly 8 bytes. Never reads outside data. On failure writes the reason with the byte
+ * offset of the problem into err (may be NULL); AG_CODEC_CUSTOM and unknown codecs always
+ * fail (an app's codecs are checked by the app). Returns 0, AG_EDECODE.
  */
 int ag__codec_validate(enum ag_codec codec, struct ag_bytes data, char *err, size_t errlen);
+
+/*
+ * Kafka's LongSerializer and DoubleSerializer format: 8 bytes, big-endian two's complement
+ * or IEEE 754 bits (NaN payloads kept as they are).
+ * The decoders return 0, or AG_EDECODE when data is not exactly 8 bytes (*out untouched).
+ * The encoders write 8 bytes to buf and return 8, or -ENOBUFS when cap < 8 (nothing
+ * written).
+ */
+int ag__codec_int64_decode(struct ag_bytes data, int64_t *out);
+int ag__codec_double_decode(struct ag_bytes data, double *out);
+int ag__codec_int64_encode(int64_t v, void *buf, size_t cap);
+int ag__codec_double_encode(double v, void *buf, size_t cap);
 
 /* Table values: msgpack scalars. */
 enum ag__val_type {
