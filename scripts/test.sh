@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test suite: unit and broker tests on a
-# normal build, then all of them again under ASan/UBSan (clang). Ends with the summary.
+# normal build, then all of them again under ASan/UBSan (clang), then a short run of every
+# fuzz target. Ends with the summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 werror=-Dwerror=true
@@ -16,7 +17,11 @@ meson test -C build --print-errorlogs || status=1
 echo "== tests (clang, ASan+UBSan)"
 meson test -C build-asan --print-errorlogs --timeout-multiplier 3 || status=1
 
-pass=0 fail=0
+echo "== fuzz targets, a short run each (scripts/fuzz.sh; run longer by hand)"
+fuzz_ok=1
+scripts/fuzz.sh "${FUZZ_SECONDS:-15}" || { fuzz_ok=0; status=1; }
+
+pass=$fuzz_ok fail=$((1 - fuzz_ok))
 for d in build build-asan; do
 	p=$(grep -c '"result": "OK"' "$d/meson-logs/testlog.json" || true)
 	f=$(grep -c '"result": "\(FAIL\|TIMEOUT\|ERROR\)"' "$d/meson-logs/testlog.json" || true)

@@ -45,7 +45,7 @@ expect 0 "^greet +names +topic:greetings" "agents lists greet with its topic and
 	"$faustc" -A greeter agents
 expect 0 "^greeter-seen_count-changelog +8 .*internal" "topics lists the changelog" -- \
 	"$faustc" -A greeter topics
-expect 0 "^names +8 +string +raw +app" "topics lists names" -- "$faustc" -A greeter topics
+expect 0 "^names +8 +string +raw +app +-" "topics lists names" -- "$faustc" -A greeter topics
 expect 0 "^greet " "-A takes a path" -- "$faustc" -A "$build/examples/greeter.so" agents
 expect 0 "^greet " "FAUSTC_PATH is searched" -- env FAUSTC_PATH="$tmp:$build/examples" \
 	"$faustc" -A greeter agents
@@ -60,5 +60,27 @@ expect 124 "waiting for broker at 127.0.0.1:1" "a worker keeps waiting for its b
 	timeout 4 "$faustc" -A greeter worker --broker kafka://127.0.0.1:1 --datadir "$tmp/w"
 expect 1 "is not a broker URL; use mock://HOST:PORT" "a bad broker URL says what is accepted" -- \
 	"$faustc" -A greeter worker --broker "http://x" --datadir "$tmp/w"
+expect 0 "^withdrawal +4 +withdrawals" "models lists record types with their topics" -- \
+	"$faustc" -A withdrawals models
+expect 0 "^amount +float +yes" "model shows a record's fields" -- \
+	"$faustc" -A withdrawals model withdrawal
+expect 0 "^date +string +no" "model marks optional fields" -- \
+	"$faustc" -A withdrawals model withdrawal
+expect 2 "no record type 'nope'; .faustc models. lists them" "model of an unknown record" -- \
+	"$faustc" -A withdrawals model nope
+expect 2 "\(type\): field amount: expected a number, got a string" \
+	"send names the wrong field before contacting a broker" -- "$faustc" -A withdrawals send \
+	withdrawals --key ann '{"user": "ann", "country": "US", "amount": "x"}' --datadir "$tmp/none"
+expect 2 "\(missing\): field country" "send names a missing field" -- "$faustc" -A withdrawals \
+	send withdrawals --key ann '{"user": "ann", "amount": 1}' --datadir "$tmp/none"
+expect 2 "\(null_key\)" "send refuses a missing key where the topic requires one" -- \
+	"$faustc" -A withdrawals send withdrawals '{"user": "a", "country": "US", "amount": 1}' \
+	--datadir "$tmp/none"
+printf 'a:{"user":"a","country":"US","amount":1}\nb:{"user":"b","amount":2}\nc:nope\n' >"$tmp/w.txt"
+expect 2 "w.txt:2: .*\(missing\)" "send reports bad lines by number" -- "$faustc" -A withdrawals \
+	send withdrawals --file "$tmp/w.txt" --key-delimiter : --datadir "$tmp/none"
+expect 2 "2 invalid keys or values in 3 lines; nothing was sent" "send sends nothing when a line is bad" \
+	-- "$faustc" -A withdrawals send withdrawals --file "$tmp/w.txt" --key-delimiter : \
+	--datadir "$tmp/none"
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -49,6 +49,8 @@ static const char *const usage_cmd[][2] = {
 	 "Without --broker it uses DATADIR/broker.addr written by a running worker.\n"},
 	{"agents",
 	 "usage: faustc -A APP agents\nLists the app's agents, their topics and sinks.\n"},
+	{"models", "usage: faustc -A APP models\nLists the app's record types.\n"},
+	{"model", "usage: faustc -A APP model NAME\nPrints the fields of record type NAME.\n"},
 	{"topics",
 	 "usage: faustc -A APP topics\nLists the app's topics with partitions and codecs.\n"},
 	{"broker",
@@ -301,7 +303,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 	if (!cmd_usage(cmd)) {
 		status = bad_usage(NULL,
 				   "unknown command '%s' (commands: worker, send, agents, "
-				   "topics, broker)",
+				   "topics, models, model, broker)",
 				   cmd);
 		goto out;
 	}
