@@ -209,9 +209,7 @@ static void
 consumer_intake(struct ag__worker *w)
 {
 	w->intake_blocked = !w->closing && !intake_wanted(w);
-	if (w->intake_blocked)
-		ag__worker_kick(w); /* looked at again after the agents' next turn */
-	else
+	if (!w->intake_blocked)
 		consumer_serve(w);
 }
 
@@ -266,7 +264,12 @@ on_idle(uv_idle_t *h)
 	if (w->restore_more)
 		ag__tables_restore_poll(w);
 	ag__agents_run(w);
-	if (!w->runq_head && !w->consume_more && !w->restore_more && !w->intake_blocked)
+	/*
+	 * A blocked intake is looked at again on the agents' next turn; with no agent
+	 * runnable (all waiting for deliveries or for a restore) the idle handle must not
+	 * spin: the wake-ups that make them runnable, and the commit timer, look again.
+	 */
+	if (!w->runq_head && !w->consume_more && !w->restore_more)
 		uv_idle_stop(&w->idle);
 	after_work(w);
 }
@@ -477,6 +480,8 @@ static void
 on_commit_timer(uv_timer_t *h)
 {
 	struct ag__worker *w = h->data;
+	if (w->intake_blocked)
+		consumer_intake(w);
 	if (!w->stopping)
 		cycle_start(w);
 }
