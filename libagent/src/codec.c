@@ -22,9 +22,8 @@
 #include "codec.h"
 
 static const char *const codec_names[] = {
-	[AG_CODEC_RAW] = "raw",
-	[AG_CODEC_STRING] = "string",
-	[AG_CODEC_JSON] = "json",
+	[AG_CODEC_RAW] = "raw",         [AG_CODEC_STRING] = "string", [AG_CODEC_JSON] = "json",
+	[AG_CODEC_MSGPACK] = "msgpack", [AG_CODEC_INT64] = "int64",   [AG_CODEC_DOUBLE] = "double",
 };
 
 const char *
@@ -160,6 +159,18 @@ ag__codec_validate(enum ag_codec codec, struct ag_bytes data, char *err, size_t 
 		return validate_string(data, err, errlen);
 	case AG_CODEC_JSON:
 		return validate_json(data, err, errlen);
+	case AG_CODEC_MSGPACK:
+		return ag__msgpack_validate(data, err, errlen);
+	case AG_CODEC_INT64:
+	case AG_CODEC_DOUBLE:
+		if (data.len == 8)
+			return 0;
+		snprintf(err, errlen, "%s: expected 8 bytes (big-endian), got %zu",
+			 ag__codec_name(codec), data.len);
+		return AG_EDECODE;
+	case AG_CODEC_CUSTOM:
+	default:
+		break;
 	}
 	snprintf(err, errlen, "unknown codec %d", (int)codec);
 	return AG_EDECODE;

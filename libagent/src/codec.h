@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <agent/types.h>
 
-/* "raw", "string", "json". Never NULL. */
+/* "raw", "string", "json", "msgpack", "int64", "double", or "unknown". Never NULL. */
 const char *ag__codec_name(enum ag_codec codec);
 
 /* Parses a codec name. Returns 0 and sets *out, -EINVAL. */
@@ -18,10 +18,16 @@ int ag__codec_parse(const char *name, enum ag_codec *out);
 /*
  * Checks that data is valid for the codec: raw accepts anything, string accepts valid
  * UTF-8 without NUL bytes, json accepts exactly one JSON value (surrounding whitespace
- * allowed). On failure writes the reason (with byte position where known) into err.
+ * allowed), msgpack exactly one msgpack value, int64 and double exactly 8 bytes. On failure writes the reason (with byte position where known) into err.
  * Returns 0, AG_EDECODE.
  */
 int ag__codec_validate(enum ag_codec codec, struct ag_bytes data, char *err, size_t errlen);
+
+/*
+ * Checks that data is exactly one msgpack value, however nested (record.c reads msgpack).
+ * Returns 0, AG_EDECODE with the reason in err.
+ */
+int ag__msgpack_validate(struct ag_bytes data, char *err, size_t errlen);
 
 /* Table values: msgpack scalars. */
 enum ag__val_type {

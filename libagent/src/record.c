@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "codec.h"
 
 /* ---- arena ---- */
 
@@ -754,6 +755,21 @@ mp_skip(struct mp_reader *r)
 		/* Each item takes a byte at least: refuse counts the input cannot hold. */
 		if (pending > (uint64_t)(r->end - r->p))
 			return -1;
+	}
+	return 0;
+}
+
+int
+ag__msgpack_validate(struct ag_bytes data, char *err, size_t errlen)
+{
+	struct mp_reader r = {data.ptr, (const unsigned char *)data.ptr + data.len};
+	if (!data.len || mp_skip(&r) < 0) {
+		snprintf(err, errlen, "msgpack: %s", data.len ? "truncated or invalid" : "empty");
+		return AG_EDECODE;
+	}
+	if (r.p != r.end) {
+		snprintf(err, errlen, "msgpack: %zu bytes after the value", (size_t)(r.end - r.p));
+		return AG_EDECODE;
 	}
 	return 0;
 }
