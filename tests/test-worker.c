@@ -14,9 +14,7 @@
  * its final commit, and the 50 MiB backlog of scenario 6 must not count in the worker's
  * memory. Scenario 5 needs the embedded broker (a restart meets an empty one).
  *
- * Children are forked only while this process holds no librdkafka handle, so it has no
- * librdkafka threads: fork copies the calling thread only, and a lock another thread held
- * would stay locked forever in the child.
+ * The children, clients and output collector come from harness.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +27,7 @@
 
 #include "worker.h"
 
-#include "tap.h"
+#include "harness.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -54,69 +52,7 @@
 /* Processed events after which the slow worker is stopped: several pause/resume rounds. */
 #define BP_TARGET 20000
 
-static char tmp[256];
 static char sink_path[300]; /* C's callback sink appends here (in the worker child) */
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void
-path_in(char *buf, size_t cap, const char *name)
-{
-	snprintf(buf, cap, "%s/%s", tmp, name);
-}
-
-/* The whole file as a NUL-terminated string the caller frees; NULL when unreadable. */
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return NULL;
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
-		n += got;
-		if (cap - n - 1 == 0) {
-			char *grown = realloc(buf, cap * 2);
-			if (!grown) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = grown;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (buf)
-		buf[n] = '\0';
-	return buf;
-}
-
-/* The line of text containing every one of the NULL-terminated needles, or NULL. */
-static const char *
-find_line(const char *text, const char *const *needles)
-{
-	for (const char *line = text; line && *line;) {
-		const char *end = strchr(line, '\n');
-		size_t len = end ? (size_t)(end - line) : strlen(line);
-		int all = 1;
-		for (const char *const *n = needles; *n && all; n++) {
-			const char *hit = strstr(line, *n);
-			all = hit && hit + strlen(*n) <= line + len;
-		}
-		if (all)
-			return line;
-		line = end ? end + 1 : NULL;
-	}
-	return NULL;
-}
 
 /* ---- the apps (their agents run in the worker children) ---- */
 
@@ -327,108 +263,6 @@ setup_tab(struct ag_app *app)
 	return 0;
 }
 
-/* ---- children ---- */
-
-/*
- * Forks a child running ag_app_main("test", args...) with stdout in NAME.out and stderr in
- * NAME.log under tmp. Returns the child's pid.
- */
-static pid_t
-spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
-{
-	if (rd_kafka_wait_destroyed(10000) != 0) {
-		printf("# Bail out! librdkafka handles still alive: cannot fork safely\n");
-		exit(99);
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid != 0)
-		return pid;
-	char out[300], log[300], *argv[32];
-	snprintf(out, sizeof(out), "%s/%s.out", tmp, name);
-	snprintf(log, sizeof(log), "%s/%s.log", tmp, name);
-	int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	int fe = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fo < 0 || fe < 0 || dup2(fo, STDOUT_FILENO) < 0 || dup2(fe, STDERR_FILENO) < 0)
-		_exit(99);
-	close(fo);
-	close(fe);
-	int argc = 0;
-	argv[argc++] = "test";
-	for (; *args && argc < 31; args++)
-		argv[argc++] = (char *)*args;
-	argv[argc] = NULL;
-	/* exit(), not _exit(): under ASan the leak check then covers the worker too. */
-	exit(ag_app_main(argc, argv, setup));
-}
-
-/* Waits for pid to exit. Returns its wait status, or -1 when it had to be killed. */
-static int
-wait_exit(pid_t pid, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	int status;
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return status;
-		if (r < 0)
-			return -1;
-		if (now_ms() > end) {
-			printf("# pid %d did not exit within %d ms: killing it\n", (int)pid,
-			       timeout_ms);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			return -1;
-		}
-		usleep(20 * 1000);
-	}
-}
-
-/* Sends SIGTERM and checks a clean exit (status 0 also means uv_loop_close() was 0). */
-static void
-stop_child(pid_t pid, const char *what)
-{
-	ok_int_eq(kill(pid, SIGTERM), 0, "SIGTERM %s", what);
-	int status = wait_exit(pid, 30000);
-	ok(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	   "%s exits with status 0 (wait status %d)", what, status);
-}
-
-/*
- * Checks a child's stderr (NAME.log) for sanitizer reports: UBSan's do not change the exit
- * status, and a leak report only shows there.
- */
-static void
-check_log_clean(const char *name)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "%s/%s.log", tmp, name);
-	char *text = slurp(path);
-	ok(text && !strstr(text, "runtime error:") && !strstr(text, "Sanitizer") &&
-		   !strstr(text, "still has handles"),
-	   "%s's log has no sanitizer report and no handle left at exit", name);
-	free(text);
-}
-
-/* Waits until path holds a line; returns it without the line end (caller frees) or NULL. */
-static char *
-wait_line(const char *path, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	do {
-		char *text = slurp(path);
-		if (text && strchr(text, '\n')) {
-			text[strcspn(text, "\r\n")] = '\0';
-			return text;
-		}
-		free(text);
-		usleep(20 * 1000);
-	} while (now_ms() < end);
-	return NULL;
-}
-
 /* ---- memory of the slow worker, sampled while this process waits ---- */
 
 static pid_t rss_pid;
@@ -463,247 +297,7 @@ tick(void)
 		rss_peak_kib = kib;
 }
 
-static void
-sleep_ticking(int ms)
-{
-	uint64_t end = now_ms() + (uint64_t)ms;
-	while (now_ms() < end) {
-		tick();
-		usleep(10 * 1000);
-	}
-}
-
-/* ---- plain librdkafka clients of the test ---- */
-
-static int delivery_failures;
-
-static void
-on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-	if (m->err) {
-		delivery_failures++;
-		printf("# delivery to %s failed: %s\n", rd_kafka_topic_name(m->rkt),
-		       rd_kafka_err2str(m->err));
-	}
-}
-
-/* A client; kv is a NULL-terminated list of property, value pairs. */
-static rd_kafka_t *
-client_new(rd_kafka_type_t type, const char *bootstrap, const char *const *kv)
-{
-	char err[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "broker.address.family", "v4", err, sizeof(err))) {
-		printf("# Bail out! %s\n", err);
-		exit(99);
-	}
-	for (; kv && *kv; kv += 2) {
-		if (rd_kafka_conf_set(conf, kv[0], kv[1], err, sizeof(err))) {
-			printf("# Bail out! %s\n", err);
-			exit(99);
-		}
-	}
-	if (type == RD_KAFKA_PRODUCER)
-		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-	rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
-	if (!rk) {
-		printf("# Bail out! %s\n", err);
-		exit(99);
-	}
-	return rk;
-}
-
-/* A producer that partitions keys like the worker and Java clients (murmur2). */
-static rd_kafka_t *
-producer_new(const char *bootstrap)
-{
-	static const char *const conf[] = {"partitioner", "murmur2_random", "linger.ms", "5", NULL};
-	return client_new(RD_KAFKA_PRODUCER, bootstrap, conf);
-}
-
-/*
- * Waits until full metadata (which never auto-creates a topic) lists every topic of the
- * NULL-terminated names. Returns 0 or -ETIMEDOUT.
- */
-static int
-wait_topics(rd_kafka_t *rk, const char *const *names, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	do {
-		const struct rd_kafka_metadata *md;
-		if (rd_kafka_metadata(rk, 1, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-			int missing = 0;
-			for (const char *const *n = names; *n; n++) {
-				int found = 0;
-				for (int i = 0; i < md->topic_cnt && !found; i++)
-					found = strcmp(md->topics[i].topic, *n) == 0 &&
-						!md->topics[i].err;
-				missing += !found;
-			}
-			rd_kafka_metadata_destroy(md);
-			if (!missing)
-				return 0;
-		}
-		usleep(50 * 1000);
-	} while (now_ms() < end);
-	return -ETIMEDOUT;
-}
-
-/* Produces one message; partition RD_KAFKA_PARTITION_UA lets the partitioner choose. */
-static void
-produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key, const void *value,
-	size_t len)
-{
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-	for (;;) {
-		if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, (void *)value, len, key,
-				     key ? strlen(key) : 0, NULL) == 0)
-			break;
-		if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-			delivery_failures++;
-			printf("# cannot produce to %s: %s\n", topic,
-			       rd_kafka_err2str(rd_kafka_last_error()));
-			break;
-		}
-		rd_kafka_poll(rk, 10);
-	}
-	rd_kafka_topic_destroy(rkt);
-}
-
-static void
-produce_text(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
-	     const char *value)
-{
-	produce(rk, topic, partition, key, value, strlen(value));
-}
-
-static void
-producer_close(rd_kafka_t *rk, const char *what)
-{
-	rd_kafka_resp_err_t err = rd_kafka_flush(rk, 30000);
-	ok(err == RD_KAFKA_RESP_ERR_NO_ERROR && delivery_failures == 0,
-	   "%s delivered (%s, %d failures)", what, rd_kafka_err2str(err), delivery_failures);
-	rd_kafka_destroy(rk);
-}
-
-/* An output topic read from the beginning of every partition, without a group. */
-struct msg {
-	int32_t partition;
-	int64_t offset;
-	char *key; /* NULL without a key */
-	char *value;
-};
-
-struct coll {
-	rd_kafka_t *rk;
-	struct msg *m;
-	size_t n, cap;
-};
-
-static char *
-strndup_or_null(const void *p, size_t len)
-{
-	return p ? strndup(p, len) : NULL;
-}
-
-static void
-coll_open(struct coll *c, const char *bootstrap, const char *topic, int partitions)
-{
-	static const char *const conf[] = {"group.id", "wt-test-reader", "enable.auto.commit",
-					   "false", NULL};
-	memset(c, 0, sizeof(*c));
-	c->rk = client_new(RD_KAFKA_CONSUMER, bootstrap, conf);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
-	for (int p = 0; p < partitions; p++)
-		rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-	rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, l);
-	if (err)
-		printf("# assign %s: %s\n", topic, rd_kafka_err2str(err));
-	rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* Takes what has arrived, waiting at most ms for the first message. */
-static void
-coll_poll(struct coll *c, int ms)
-{
-	rd_kafka_message_t *m;
-	while ((m = rd_kafka_consumer_poll(c->rk, ms)) != NULL) {
-		ms = 0;
-		if (m->err) {
-			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-				printf("# consumer: %s\n", rd_kafka_message_errstr(m));
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		if (c->n == c->cap) {
-			c->cap = c->cap ? c->cap * 2 : 256;
-			c->m = realloc(c->m, c->cap * sizeof(*c->m));
-			if (!c->m)
-				abort();
-		}
-		c->m[c->n++] =
-			(struct msg){m->partition, m->offset, strndup_or_null(m->key, m->key_len),
-				     strndup_or_null(m->payload, m->len)};
-		rd_kafka_message_destroy(m);
-	}
-}
-
-/* Waits until c holds at least n messages or timeout_ms passed. Returns the count. */
-static size_t
-coll_wait(struct coll *c, size_t n, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-	while (c->n < n && now_ms() < end) {
-		coll_poll(c, 20);
-		tick();
-	}
-	return c->n;
-}
-
-static void
-coll_close(struct coll *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		free(c->m[i].key);
-		free(c->m[i].value);
-	}
-	free(c->m);
-	rd_kafka_destroy(c->rk);
-	memset(c, 0, sizeof(*c));
-}
-
-/*
- * The consumer group's committed offsets and the high watermarks of topic's partitions,
- * asked without joining the group. Returns 0 or -1.
- */
-static int
-group_offsets(const char *bootstrap, const char *group, const char *topic, int partitions,
-	      int64_t *committed, int64_t *low, int64_t *high)
-{
-	const char *const conf[] = {"group.id", group, "enable.auto.commit", "false", NULL};
-	rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, bootstrap, conf);
-	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
-	for (int p = 0; p < partitions; p++)
-		rd_kafka_topic_partition_list_add(l, topic, p);
-	rd_kafka_resp_err_t err = rd_kafka_committed(rk, l, 10000);
-	int rc = err ? -1 : 0;
-	if (err)
-		printf("# committed(%s, %s): %s\n", group, topic, rd_kafka_err2str(err));
-	for (int p = 0; p < partitions && rc == 0; p++) {
-		int64_t lo;
-		committed[p] = l->elems[p].err ? -2 : l->elems[p].offset;
-		err = rd_kafka_query_watermark_offsets(rk, topic, p, low ? &low[p] : &lo, &high[p],
-						       10000);
-		if (err) {
-			printf("# watermarks of %s[%d]: %s\n", topic, p, rd_kafka_err2str(err));
-			rc = -1;
-		}
-	}
-	rd_kafka_topic_partition_list_destroy(l);
-	rd_kafka_destroy(rk);
-	return rc;
-}
+/* ---- offsets ---- */
 
 static void
 check_all_committed(const char *bootstrap, const char *group, const char *topic, int partitions)
@@ -1091,9 +685,9 @@ test_tables(void)
 int
 main(void)
 {
-	snprintf(tmp, sizeof(tmp), "/tmp/faustc-test-worker-XXXXXX");
-	if (!mkdtemp(tmp))
+	if (h_tmp_init("worker") < 0)
 		return 99;
+	h_tick = tick;
 	path_in(sink_path, sizeof(sink_path), "c-sink.txt");
 	uint64_t t0 = now_ms();
 	test_shared_broker();
@@ -1101,13 +695,6 @@ main(void)
 	t0 = now_ms();
 	test_tables();
 	printf("# scenario 5: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
-	if (getenv("KEEP")) {
-		printf("# kept %s\n", tmp);
-	} else {
-		char cmd[400];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
-		if (system(cmd) != 0)
-			printf("# could not remove %s\n", tmp);
-	}
+	h_tmp_cleanup();
 	return tap_done();
 }

@@ -455,6 +455,16 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 				return rc;
 		}
 	}
+	/*
+	 * A producer must be able to send whatever a consumer of ours receives: a dead letter
+	 * is a bad event as it came, and a too_large one is over max_message_bytes (1 MiB by
+	 * default), beyond librdkafka's producer limit (1,000,000 bytes), which would refuse
+	 * it and stop the worker. The consumers' limit (receive.message.max.bytes) is the
+	 * bound; the broker still applies its own (a kafka.* option may lower this one).
+	 */
+	if (type == RD_KAFKA_PRODUCER &&
+	    (rc = conf_set(conf, "message.max.bytes", "100000000", err, errlen)) < 0)
+		return rc;
 	for (size_t i = 0; app && i < app->nkafka_conf; i++) {
 		const struct ag__kv *kv = &app->kafka_conf[i];
 		char why[256];

@@ -1,0 +1,479 @@
+/* The broker tests' shared harness: see harness.h. */
+#define HARNESS_IMPL
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+char h_tmp[256];
+void (*h_tick)(void);
+int h_delivery_failures;
+void (*h_delivered)(const rd_kafka_message_t *m);
+
+int
+h_tmp_init(const char *name)
+{
+	snprintf(h_tmp, sizeof(h_tmp), "/tmp/faustc-test-%s-XXXXXX", name);
+	return mkdtemp(h_tmp) ? 0 : -1;
+}
+
+void
+h_tmp_cleanup(void)
+{
+	if (getenv("KEEP")) {
+		printf("# kept %s\n", h_tmp);
+		return;
+	}
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h_tmp);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", h_tmp);
+}
+
+uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void
+path_in(char *buf, size_t cap, const char *name)
+{
+	snprintf(buf, cap, "%s/%s", h_tmp, name);
+}
+
+char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+		n += got;
+		if (cap - n - 1 == 0) {
+			char *grown = realloc(buf, cap * 2);
+			if (!grown) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (buf)
+		buf[n] = '\0';
+	return buf;
+}
+
+const char *
+find_line(const char *text, const char *const *needles)
+{
+	for (const char *line = text; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		int all = 1;
+		for (const char *const *n = needles; *n && all; n++) {
+			const char *hit = strstr(line, *n);
+			all = hit && hit + strlen(*n) <= line + len;
+		}
+		if (all)
+			return line;
+		line = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+char *
+wait_line(const char *path, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	do {
+		char *text = slurp(path);
+		if (text && strchr(text, '\n')) {
+			text[strcspn(text, "\r\n")] = '\0';
+			return text;
+		}
+		free(text);
+		usleep(20 * 1000);
+	} while (now_ms() < end);
+	return NULL;
+}
+
+void
+sleep_ticking(int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	while (now_ms() < end) {
+		if (h_tick)
+			h_tick();
+		usleep(10 * 1000);
+	}
+}
+
+/* ---- children ---- */
+
+pid_t
+spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
+{
+	if (rd_kafka_wait_destroyed(10000) != 0) {
+		printf("# Bail out! librdkafka handles still alive: cannot fork safely\n");
+		exit(99);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	char out[300], log[300], *argv[32];
+	snprintf(out, sizeof(out), "%s/%s.out", h_tmp, name);
+	snprintf(log, sizeof(log), "%s/%s.log", h_tmp, name);
+	int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fe = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fo < 0 || fe < 0 || dup2(fo, STDOUT_FILENO) < 0 || dup2(fe, STDERR_FILENO) < 0)
+		_exit(99);
+	close(fo);
+	close(fe);
+	int argc = 0;
+	argv[argc++] = "test";
+	for (; *args && argc < 31; args++)
+		argv[argc++] = (char *)*args;
+	argv[argc] = NULL;
+	/* exit(), not _exit(): under ASan the leak check then covers the worker too. */
+	exit(ag_app_main(argc, argv, setup));
+}
+
+int
+wait_exit(pid_t pid, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	int status;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -1;
+		if (now_ms() > end) {
+			printf("# pid %d did not exit within %d ms: killing it\n", (int)pid,
+			       timeout_ms);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		usleep(20 * 1000);
+	}
+}
+
+int
+h_log_clean(const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s.log", h_tmp, name);
+	char *text = slurp(path);
+	int clean = text && !strstr(text, "runtime error:") && !strstr(text, "Sanitizer") &&
+		    !strstr(text, "still has handles");
+	free(text);
+	return clean;
+}
+
+/* ---- plain librdkafka clients ---- */
+
+static void
+on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	if (m->err) {
+		h_delivery_failures++;
+		printf("# delivery to %s failed: %s\n", rd_kafka_topic_name(m->rkt),
+		       rd_kafka_err2str(m->err));
+	} else if (h_delivered) {
+		h_delivered(m);
+	}
+}
+
+rd_kafka_t *
+client_new(rd_kafka_type_t type, const char *bootstrap, const char *const *kv)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "broker.address.family", "v4", err, sizeof(err))) {
+		printf("# Bail out! %s\n", err);
+		exit(99);
+	}
+	for (; kv && *kv; kv += 2) {
+		if (rd_kafka_conf_set(conf, kv[0], kv[1], err, sizeof(err))) {
+			printf("# Bail out! %s\n", err);
+			exit(99);
+		}
+	}
+	if (type == RD_KAFKA_PRODUCER)
+		rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+	if (!rk) {
+		printf("# Bail out! %s\n", err);
+		exit(99);
+	}
+	return rk;
+}
+
+rd_kafka_t *
+h_producer_new(const char *bootstrap, const char *const *kv)
+{
+	const char *conf[32] = {"partitioner", "murmur2_random", "linger.ms", "5"};
+	size_t n = 4;
+	for (; kv && *kv && n + 2 < 32; kv += 2) {
+		conf[n++] = kv[0];
+		conf[n++] = kv[1];
+	}
+	conf[n] = NULL;
+	return client_new(RD_KAFKA_PRODUCER, bootstrap, conf);
+}
+
+rd_kafka_t *
+producer_new(const char *bootstrap)
+{
+	return h_producer_new(bootstrap, NULL);
+}
+
+int
+wait_topics(rd_kafka_t *rk, const char *const *names, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	do {
+		const struct rd_kafka_metadata *md;
+		if (rd_kafka_metadata(rk, 1, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+			int missing = 0;
+			for (const char *const *n = names; *n; n++) {
+				int found = 0;
+				for (int i = 0; i < md->topic_cnt && !found; i++)
+					found = strcmp(md->topics[i].topic, *n) == 0 &&
+						!md->topics[i].err;
+				missing += !found;
+			}
+			rd_kafka_metadata_destroy(md);
+			if (!missing)
+				return 0;
+		}
+		usleep(50 * 1000);
+	} while (now_ms() < end);
+	return -ETIMEDOUT;
+}
+
+int
+h_topic_exists(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md;
+	if (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	int found = 0;
+	for (int i = 0; i < md->topic_cnt && !found; i++)
+		found = strcmp(md->topics[i].topic, topic) == 0 && !md->topics[i].err;
+	rd_kafka_metadata_destroy(md);
+	return found;
+}
+
+void
+h_produce(rd_kafka_t *rk, const char *topic, int32_t partition, const void *key, size_t key_len,
+	  const void *value, size_t len, void *opaque)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	for (;;) {
+		if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, (void *)value, len, key,
+				     key_len, opaque) == 0)
+			break;
+		if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			h_delivery_failures++;
+			printf("# cannot produce to %s: %s\n", topic,
+			       rd_kafka_err2str(rd_kafka_last_error()));
+			break;
+		}
+		rd_kafka_poll(rk, 10);
+	}
+	rd_kafka_topic_destroy(rkt);
+}
+
+void
+produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key, const void *value,
+	size_t len)
+{
+	h_produce(rk, topic, partition, key, key ? strlen(key) : 0, value, len, NULL);
+}
+
+void
+produce_text(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
+	     const char *value)
+{
+	produce(rk, topic, partition, key, value, strlen(value));
+}
+
+rd_kafka_resp_err_t
+h_producer_flush_close(rd_kafka_t *rk)
+{
+	rd_kafka_resp_err_t err = rd_kafka_flush(rk, 30000);
+	rd_kafka_destroy(rk);
+	return err;
+}
+
+/* ---- the output collector ---- */
+
+/* A NUL-terminated copy of len bytes, NULL for NULL. */
+static char *
+copy_or_null(const void *p, size_t len)
+{
+	if (!p)
+		return NULL;
+	char *s = malloc(len + 1);
+	if (!s)
+		abort();
+	memcpy(s, p, len);
+	s[len] = '\0';
+	return s;
+}
+
+void
+coll_open(struct coll *c, const char *bootstrap, const char *topic, int partitions)
+{
+	static const char *const conf[] = {"group.id", "wt-test-reader", "enable.auto.commit",
+					   "false", NULL};
+	memset(c, 0, sizeof(*c));
+	c->rk = client_new(RD_KAFKA_CONSUMER, bootstrap, conf);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
+	for (int p = 0; p < partitions; p++)
+		rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_resp_err_t err = rd_kafka_assign(c->rk, l);
+	if (err)
+		printf("# assign %s: %s\n", topic, rd_kafka_err2str(err));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void
+copy_headers(struct msg *out, const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *h;
+	if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return;
+	size_t n = rd_kafka_header_cnt(h);
+	out->headers = calloc(n ? n : 1, sizeof(*out->headers));
+	if (!out->headers)
+		abort();
+	const char *name;
+	const void *value;
+	size_t len;
+	for (size_t i = 0; i < n && !rd_kafka_header_get_all(h, i, &name, &value, &len); i++) {
+		struct h_header *hd = &out->headers[out->nheaders++];
+		hd->name = copy_or_null(name, strlen(name));
+		hd->value = copy_or_null(value, len);
+		hd->len = len;
+	}
+}
+
+void
+coll_poll(struct coll *c, int ms)
+{
+	rd_kafka_message_t *m;
+	while ((m = rd_kafka_consumer_poll(c->rk, ms)) != NULL) {
+		ms = 0;
+		if (m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				printf("# consumer: %s\n", rd_kafka_message_errstr(m));
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		if (c->n == c->cap) {
+			c->cap = c->cap ? c->cap * 2 : 256;
+			c->m = realloc(c->m, c->cap * sizeof(*c->m));
+			if (!c->m)
+				abort();
+		}
+		struct msg *out = &c->m[c->n++];
+		*out = (struct msg){m->partition,
+				    m->offset,
+				    copy_or_null(m->key, m->key_len),
+				    m->key ? m->key_len : 0,
+				    copy_or_null(m->payload, m->len),
+				    m->payload ? m->len : 0,
+				    NULL,
+				    0};
+		copy_headers(out, m);
+		rd_kafka_message_destroy(m);
+	}
+}
+
+size_t
+coll_wait(struct coll *c, size_t n, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	while (c->n < n && now_ms() < end) {
+		coll_poll(c, 20);
+		if (h_tick)
+			h_tick();
+	}
+	return c->n;
+}
+
+void
+coll_close(struct coll *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		free(c->m[i].key);
+		free(c->m[i].value);
+		for (size_t j = 0; j < c->m[i].nheaders; j++) {
+			free(c->m[i].headers[j].name);
+			free(c->m[i].headers[j].value);
+		}
+		free(c->m[i].headers);
+	}
+	free(c->m);
+	rd_kafka_destroy(c->rk);
+	memset(c, 0, sizeof(*c));
+}
+
+const char *
+msg_header(const struct msg *m, const char *name)
+{
+	for (size_t i = 0; i < m->nheaders; i++) {
+		if (strcmp(m->headers[i].name, name) == 0)
+			return m->headers[i].value;
+	}
+	return NULL;
+}
+
+int
+group_offsets(const char *bootstrap, const char *group, const char *topic, int partitions,
+	      int64_t *committed, int64_t *low, int64_t *high)
+{
+	const char *const conf[] = {"group.id", group, "enable.auto.commit", "false", NULL};
+	rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, bootstrap, conf);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
+	for (int p = 0; p < partitions; p++)
+		rd_kafka_topic_partition_list_add(l, topic, p);
+	rd_kafka_resp_err_t err = rd_kafka_committed(rk, l, 10000);
+	int rc = err ? -1 : 0;
+	if (err)
+		printf("# committed(%s, %s): %s\n", group, topic, rd_kafka_err2str(err));
+	for (int p = 0; p < partitions && rc == 0; p++) {
+		int64_t lo;
+		committed[p] = l->elems[p].err ? -2 : l->elems[p].offset;
+		err = rd_kafka_query_watermark_offsets(rk, topic, p, low ? &low[p] : &lo, &high[p],
+						       10000);
+		if (err) {
+			printf("# watermarks of %s[%d]: %s\n", topic, p, rd_kafka_err2str(err));
+			rc = -1;
+		}
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_destroy(rk);
+	return rc;
+}
