@@ -303,11 +303,20 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	struct ag__worker *w = opaque;
 	uint64_t seq = (uint64_t)(uintptr_t)m->_private;
 	if (m->err) {
+		/*
+		 * librdkafka retries for ever (message.timeout.ms=0), so this is a permanent
+		 * refusal (too large, unknown topic, not authorized). Committing past the event
+		 * that produced it would lose the message: stop without committing, and the
+		 * events since the last commit are processed again after a restart.
+		 */
 		w->failed_deliveries++;
 		ag__log(w->app, AG_LOG_ERROR,
-			"could not deliver a message to %s[%d]: %s; it is dropped (%llu so far)",
-			rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err),
-			(unsigned long long)w->failed_deliveries);
+			"could not deliver a message to %s[%d]: %s; the worker stops without "
+			"committing (fix the cause and restart: the events are processed again)",
+			rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(m->err));
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
 	} else {
 		ag__tables_delivered(w, m);
 	}
@@ -442,10 +451,12 @@ cycle_check(struct ag__worker *w)
 		return;
 	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq)
 		return;
-	int rc = ag__tables_cycle_end(w);
 	rd_kafka_topic_partition_list_t *offs = w->cycle->offsets;
 	w->cycle->offsets = NULL;
-	if (rc < 0) {
+	int rc = w->no_commit ? 0 : ag__tables_cycle_end(w);
+	if (w->no_commit) {
+		ag__log(w->app, AG_LOG_WARN, "not committing: a message could not be delivered");
+	} else if (rc < 0) {
 		ag__log(w->app, AG_LOG_ERROR,
 			"table changes could not be stored (%s); offsets are not committed and the "
 			"worker stops: free disk space or check the data dir, then restart",

@@ -118,6 +118,7 @@ struct ag__worker {
 	int cycle_again;
 	uint64_t cycle_seq; /* producer messages before this one must be delivered */
 	int final_cycle;
+	int no_commit; /* a delivery failed for good: commit nothing more */
 	struct ag__cycle *cycle;
 	struct ag__tables *tables; /* table.c's state */
 
