@@ -127,7 +127,15 @@ pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
 static void
 dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 {
-	struct ag__tpart *tp = find_tpart(w, rd_kafka_topic_name(m->rkt), m->partition);
+	/* Messages come in runs of one topic: remember the last handle's topic. */
+	if (m->rkt != w->last_rkt) {
+		w->last_rkt = m->rkt;
+		w->last_topic = ag_app_find_topic(w->app, rd_kafka_topic_name(m->rkt));
+	}
+	struct ag_topic *t = w->last_topic;
+	struct ag__tpart *tp = t && t->parts && m->partition >= 0 && m->partition < t->partitions
+				       ? &t->parts[m->partition]
+				       : NULL;
 	if (!tp || !tp->assigned || w->stopping) {
 		rd_kafka_message_destroy(m);
 		return;

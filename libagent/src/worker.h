@@ -121,6 +121,8 @@ struct ag__worker {
 	int no_commit; /* a delivery failed for good: commit nothing more */
 	struct ag__cycle *cycle;
 	struct ag__tables *tables; /* table.c's state */
+	const rd_kafka_topic_t *last_rkt; /* dispatch's cache: the last message's topic */
+	struct ag_topic *last_topic;
 
 	/* lifecycle */
 	int stopping; /* stop requested: agents get AG_EOF */
