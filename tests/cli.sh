@@ -82,5 +82,23 @@ expect 2 "w.txt:2: .*\(missing\)" "send reports bad lines by number" -- "$faustc
 expect 2 "2 invalid keys or values in 3 lines; nothing was sent" "send sends nothing when a line is bad" \
 	-- "$faustc" -A withdrawals send withdrawals --file "$tmp/w.txt" --key-delimiter : \
 	--datadir "$tmp/none"
+"$faustc" -A greeter worker --datadir "$tmp/shared" 2>"$tmp/first.log" &
+first=$!
+for _ in $(seq 100); do [ -s "$tmp/shared/broker.addr" ] && break; sleep 0.1; done
+expect 1 "data dir .*/shared is used by another worker \(pid $first\); give each worker its own --datadir" \
+	"a second worker on the same data dir is refused, naming the first" -- \
+	"$faustc" -A greeter worker --datadir "$tmp/shared"
+kill -TERM "$first"
+wait "$first"
+first_status=$?
+n=$((n + 1))
+if [ "$first_status" -eq 0 ] && [ ! -e "$tmp/shared/broker.addr" ]; then
+	echo "ok $n - the first worker is unharmed and exits cleanly"
+else
+	failed=$((failed + 1))
+	echo "not ok $n - the first worker is unharmed and exits cleanly"
+	echo "#   status $first_status; its log:"
+	sed 's/^/#     /' "$tmp/first.log" | tail -5
+fi
 echo "1..$n"
 [ "$failed" -eq 0 ]

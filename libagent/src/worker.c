@@ -22,6 +22,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -697,6 +699,39 @@ producer_topics(struct ag__worker *w)
 	return 0;
 }
 
+/*
+ * One worker per data dir: LMDB, broker.addr and the tables' changelog positions belong
+ * to one process. Holds an flock on DATADIR/LOCK (with our pid in it) until exit.
+ * Returns the fd, or -1 after logging who holds it.
+ */
+static int
+lock_datadir(struct ag_app *app, const char *datadir)
+{
+	char path[4096], pid[32] = "";
+	snprintf(path, sizeof(path), "%s/LOCK", datadir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		ag__log(app, AG_LOG_ERROR, "cannot open %s: %s; check --datadir", path,
+			strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n = read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		ag__log(app, AG_LOG_ERROR,
+			"data dir %s is used by another worker (pid %s); give each worker its own "
+			"--datadir",
+			datadir, pid[0] ? pid : "unknown");
+		close(fd);
+		return -1;
+	}
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) != n)
+		ag__log(app, AG_LOG_WARN, "cannot write the pid to %s: %s", path, strerror(errno));
+	return fd;
+}
+
 static int
 subscribe(struct ag__worker *w)
 {
@@ -848,6 +883,7 @@ ag__worker_run(struct ag_app *app)
 	w->cycle = &cycle;
 	w->app = app;
 	w->cfd[0] = w->cfd[1] = w->pfd[0] = w->pfd[1] = w->rfd[0] = w->rfd[1] = -1;
+	w->lock_fd = -1;
 	ag__acks_init(&w->delivered, 0);
 	w->exit_status = 1;
 	if ((rc = ag__app_finalize(app)) < 0)
@@ -860,6 +896,10 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = mkdir_p(datadir)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "cannot create data dir %s: %s; pass --datadir DIR",
 			datadir, strerror(-rc));
+		goto out_free;
+	}
+	if ((w->lock_fd = lock_datadir(app, datadir)) < 0) {
+		rc = AG_ECONFIG;
 		goto out_free;
 	}
 	char path[4096];
@@ -938,6 +978,8 @@ out_broker:
 out_store:
 	ag__store_close(w->store);
 out_free:;
+	if (w->lock_fd >= 0)
+		close(w->lock_fd);
 	int status = rc < 0 && !w->handles_open && w->exit_status == 0 ? 1 : w->exit_status;
 	ag__acks_free(&w->delivered);
 	free(w);

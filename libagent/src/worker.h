@@ -94,6 +94,7 @@ struct ag__worker {
 	rd_kafka_t *consumer, *producer, *restorer;
 	rd_kafka_queue_t *cq, *pq, *rq;
 	int cfd[2], pfd[2], rfd[2];
+	int lock_fd; /* flock on DATADIR/LOCK */
 	uv_poll_t cpoll, ppoll, rpoll;
 	uv_idle_t idle;
 	uv_timer_t commit_timer;
