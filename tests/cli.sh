@@ -58,6 +58,21 @@ expect 1 "no broker reachable at 127.0.0.1:1 " "send gives up on an unreachable 
 	"$faustc" -A greeter send names Ann --broker kafka://127.0.0.1:1 --timeout 1.5
 expect 124 "waiting for broker at 127.0.0.1:1" "a worker keeps waiting for its broker" -- \
 	timeout 4 "$faustc" -A greeter worker --broker kafka://127.0.0.1:1 --datadir "$tmp/w"
+"$faustc" -A greeter worker --broker kafka://127.0.0.1:1 --datadir "$tmp/wait" 2>"$tmp/wait.log" &
+waiting=$!
+sleep 1.5
+kill -TERM "$waiting"
+wait "$waiting"
+wait_status=$?
+n=$((n + 1))
+if [ "$wait_status" -eq 0 ] && grep -q "stopped while waiting for the broker at 127.0.0.1:1" "$tmp/wait.log"; then
+	echo "ok $n - SIGTERM stops a worker that waits for its broker, with status 0"
+else
+	failed=$((failed + 1))
+	echo "not ok $n - SIGTERM stops a worker that waits for its broker, with status 0"
+	echo "#   status $wait_status; log:"
+	sed 's/^/#     /' "$tmp/wait.log" | tail -5
+fi
 expect 1 "is not a broker URL; use mock://HOST:PORT" "a bad broker URL says what is accepted" -- \
 	"$faustc" -A greeter worker --broker "http://x" --datadir "$tmp/w"
 expect 0 "^withdrawal +4 +withdrawals" "models lists record types with their topics" -- \

@@ -37,7 +37,8 @@ static void
 sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+	/* A stop signal (a worker waiting for its broker) cuts the sleep short. */
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !ag__stop_signal)
 		;
 }
 
@@ -530,6 +531,11 @@ metadata_all(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 				 "--broker and the data dir's broker.addr",
 				 b->bootstrap, rd_kafka_err2str(e), elapsed_s(start));
 			return AG_ENOBROKER;
+		}
+		if (ag__stop_signal) {
+			snprintf(err, errlen, "stopped while waiting for the broker at %s",
+				 b->bootstrap);
+			return AG_ESTOPPED;
 		}
 		ag__log(app, AG_LOG_WARN, "waiting for broker at %s (%s)", b->bootstrap,
 			rd_kafka_err2str(e));

@@ -5,6 +5,7 @@
 #ifndef AG_INTERNAL_H
 #define AG_INTERNAL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +158,12 @@ void ag__vlog(const struct ag_app *app, enum ag_log_level level, const char *fmt
 
 /* Parses "debug", "info", "warn", "error". Returns 0, -EINVAL. */
 int ag__log_level_parse(const char *name, enum ag_log_level *out);
+
+/*
+ * Set by the worker's early SIGINT/SIGTERM handler (before the loop runs): blocking
+ * start-up steps (waiting for a broker) give up, and the loop stops as soon as it starts.
+ */
+extern volatile sig_atomic_t ag__stop_signal;
 
 /* Monotonic clock in nanoseconds. */
 uint64_t ag__now_ns(void);

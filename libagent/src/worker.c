@@ -30,6 +30,14 @@
 #include "kafka.h"
 #include "worker.h"
 
+volatile sig_atomic_t ag__stop_signal;
+
+static void
+early_signal(int signum)
+{
+	ag__stop_signal = signum;
+}
+
 static void cycle_start(struct ag__worker *w);
 static void cycle_check(struct ag__worker *w);
 static void begin_close(struct ag__worker *w);
@@ -886,6 +894,14 @@ ag__worker_run(struct ag_app *app)
 	w->lock_fd = -1;
 	ag__acks_init(&w->delivered, 0);
 	w->exit_status = 1;
+	/*
+	 * Until the loop's signal handles exist, a stop signal only sets a flag: start-up
+	 * gives up waiting for a broker, and the loop stops as soon as it runs.
+	 */
+	struct sigaction sa = {.sa_handler = early_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	if ((rc = ag__app_finalize(app)) < 0)
 		goto out_free;
 	for (size_t i = 0; i < app->nagents; i++) {
@@ -914,7 +930,13 @@ ag__worker_run(struct ag_app *app)
 	}
 	w->broker.wait = 1e9; /* a worker waits for its broker as long as it takes */
 	if ((rc = ag__broker_ensure_topics(&w->broker, app, err, sizeof(err))) < 0) {
-		ag__log(app, AG_LOG_ERROR, "%s", err);
+		if (rc == AG_ESTOPPED) {
+			ag__log(app, AG_LOG_INFO, "%s", err);
+			w->exit_status = 0;
+			rc = 0;
+		} else {
+			ag__log(app, AG_LOG_ERROR, "%s", err);
+		}
 		goto out_broker;
 	}
 	if ((rc = uv_loop_init(&w->loop)) < 0)
@@ -931,6 +953,11 @@ ag__worker_run(struct ag_app *app)
 		w->exit_status = 0;
 		ag__log(app, AG_LOG_INFO, "worker started: %zu agents, %zu tables, data dir %s",
 			app->nagents, app->ntables, datadir);
+		if (ag__stop_signal) {
+			ag__log(app, AG_LOG_INFO, "%s during start-up: stopping",
+				strsignal(ag__stop_signal));
+			ag_app_stop(app);
+		}
 	}
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	double elapsed = w->first_event_ns && w->last_delivery_ns > w->first_event_ns
