@@ -3,6 +3,7 @@
  * checks the worker and `faustc send` share (ag__check_value). No broker involved.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,14 @@ even_validate(struct ag_bytes data, char *err, size_t errlen, void *userdata)
 		return 0;
 	snprintf(err, errlen, "odd length %zu", data.len);
 	return -EINVAL;
+}
+
+static int
+tick(struct ag_app *app, void *userdata)
+{
+	(void)app;
+	(void)userdata;
+	return 0;
 }
 
 static int
@@ -157,6 +166,25 @@ main(void)
 	ok_int_eq(ag_app_set_option(app, "kafka.linger.ms", "7"), 0, "kafka.* options");
 
 	/* finalize: internal topics */
+	/* timers */
+	ok_int_eq(ag_app_timer(app, "bad name", 1.0, 0, tick, NULL), -EINVAL, "timer: bad name");
+	ok_int_eq(ag_app_timer(app, "", 1.0, 0, tick, NULL), -EINVAL, "timer: empty name");
+	ok_int_eq(ag_app_timer(app, "t", 1.0, 0, NULL, NULL), -EINVAL, "timer: no function");
+	ok_int_eq(ag_app_timer(app, "t", 0.0, 0, tick, NULL), -EINVAL,
+		  "timer: interval 0 without ONCE");
+	ok_int_eq(ag_app_timer(app, "t", -1.0, 0, tick, NULL), -EINVAL, "timer: negative interval");
+	ok_int_eq(ag_app_timer(app, "t", -1.0, AG_TIMER_ONCE, tick, NULL), -EINVAL,
+		  "task: negative delay");
+	ok_int_eq(ag_app_timer(app, "t", NAN, 0, tick, NULL), -EINVAL, "timer: NaN interval");
+	ok_int_eq(ag_app_timer(app, "t", 1.0, 0x10, tick, NULL), -EINVAL, "timer: unknown flag");
+	ok_int_eq(ag_app_is_leader(app), 0, "not a leader outside a worker");
+	ok_int_eq(ag_app_timer(app, "t", 1.0, 0, tick, NULL), 0, "a timer");
+	ok_int_eq(ag_app_timer(app, "t", 2.0, 0, tick, NULL), -EEXIST, "timer names are unique");
+	ok_int_eq(ag_app_timer(app, "start", 0.0, AG_TIMER_ONCE, tick, NULL), 0,
+		  "a task with no delay");
+	ok(app->leader_topic == NULL, "no leader topic before finalize");
+	ok_int_eq(ag_app_timer(app, "lead", 0.5, AG_TIMER_LEADER, tick, NULL), 0, "a leader timer");
+
 	ok_int_eq(ag__app_finalize(app), 0, "finalize");
 	ok(ag_app_find_topic(app, "shop-mailbox") ==
 		   ag_agent_topic(ag_app_find_agent(app, "mailbox")),
@@ -167,6 +195,9 @@ main(void)
 	t = ag_app_find_topic(app, "shop-counts-changelog");
 	ok(t && t->internal && t->partitions == pts->partitions, "the table's changelog");
 	ok_str_eq(ag__app_datadir(app), "./shop-data", "the default data dir");
+	t = ag_app_find_topic(app, "shop-__leader");
+	ok(t && t->internal && t->partitions == 1 && app->leader_topic == t,
+	   "a leader timer adds the one-partition topic <app_id>-__leader");
 	ag_app_free(app);
 	ag_app_free(NULL);
 	return tap_done();

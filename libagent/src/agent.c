@@ -82,6 +82,11 @@ ag__agents_wake_all(struct ag__worker *w, enum ag__agent_state from)
 		if (rt && rt->state == from)
 			ag__agent_wake(w, rt);
 	}
+	for (size_t i = 0; i < w->app->ntimers; i++) {
+		struct ag__timer_rt *tr = w->app->timers[i]->rt;
+		if (tr && tr->co.state == from)
+			ag__agent_wake(w, &tr->co);
+	}
 }
 
 int
@@ -90,6 +95,11 @@ ag__agents_all_done(const struct ag__worker *w)
 	for (size_t i = 0; i < w->app->nagents; i++) {
 		const struct ag__agent_rt *rt = w->app->agents[i]->rt;
 		if (rt && rt->state != AG__AGENT_DONE)
+			return 0;
+	}
+	for (size_t i = 0; i < w->app->ntimers; i++) {
+		const struct ag__timer_rt *tr = w->app->timers[i]->rt;
+		if (tr && tr->co.state != AG__AGENT_DONE)
 			return 0;
 	}
 	return 1;
@@ -161,8 +171,8 @@ agent_main(void *arg)
 	rt->state = AG__AGENT_DONE;
 }
 
-static void
-resume(struct ag__worker *w, struct ag__agent_rt *rt)
+void
+ag__agent_resume(struct ag__worker *w, struct ag__agent_rt *rt)
 {
 	rt->state = AG__AGENT_RUNNING;
 	running = rt;
@@ -195,7 +205,7 @@ ag__agents_start(struct ag__worker *w)
 	}
 	/* Run every body up to its first ag_stream_next. */
 	for (size_t i = 0; i < w->app->nagents; i++)
-		resume(w, w->app->agents[i]->rt);
+		ag__agent_resume(w, w->app->agents[i]->rt);
 	return 0;
 }
 
@@ -228,14 +238,14 @@ ag__agents_run(struct ag__worker *w)
 			w->runq_tail = NULL;
 		rt->queued = 0;
 		rt->next = NULL;
-		resume(w, rt);
+		ag__agent_resume(w, rt);
 		if (rt == tail)
 			break;
 	}
 }
 
-static void
-park(struct ag__agent_rt *rt, enum ag__agent_state state)
+void
+ag__agent_park(struct ag__agent_rt *rt, enum ag__agent_state state)
 {
 	rt->state = state;
 	ag__coro_yield();
@@ -370,7 +380,7 @@ dead_letter(struct ag__agent_rt *rt, int reason, const char *why)
 		if (rc != -ENOBUFS)
 			return rc;
 		rt->w->send_waiters++;
-		park(rt, AG__AGENT_WAIT_SEND);
+		ag__agent_park(rt, AG__AGENT_WAIT_SEND);
 	}
 }
 
@@ -460,7 +470,7 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 			return 0;
 		}
 		rt->slice = 0;
-		park(rt, AG__AGENT_WAIT_EVENT);
+		ag__agent_park(rt, AG__AGENT_WAIT_EVENT);
 	}
 }
 
@@ -565,7 +575,7 @@ ag_send(struct ag_topic *topic, const struct ag_bytes *key, const struct ag_byte
 			return rc;
 		/* Producer queue full: wait for deliveries to drain it. */
 		w->send_waiters++;
-		park(running, AG__AGENT_WAIT_SEND);
+		ag__agent_park(running, AG__AGENT_WAIT_SEND);
 	}
 }
 

@@ -77,6 +77,11 @@ ag_app_free(struct ag_app *app)
 		free(app->tables[i]->name);
 		free(app->tables[i]);
 	}
+	for (size_t i = 0; i < app->ntimers; i++) {
+		free(app->timers[i]->name);
+		free(app->timers[i]);
+	}
+	free(app->timers);
 	for (size_t i = 0; i < app->nkafka_conf; i++) {
 		free(app->kafka_conf[i].key);
 		free(app->kafka_conf[i].value);
@@ -446,6 +451,38 @@ ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_a
 }
 
 AG_EXPORT int
+ag_app_timer(struct ag_app *app, const char *name, double interval_s, unsigned flags,
+	     ag_timer_fn fn, void *userdata)
+{
+	if (!valid_name(name) || !fn || (flags & ~(AG_TIMER_ONCE | AG_TIMER_LEADER)))
+		return -EINVAL;
+	/* Written so that NaN fails too. */
+	if (!(interval_s >= 0.0 && interval_s <= 1e9) ||
+	    (!(flags & AG_TIMER_ONCE) && !(interval_s > 0.0)))
+		return -EINVAL;
+	for (size_t i = 0; i < app->ntimers; i++) {
+		if (strcmp(app->timers[i]->name, name) == 0)
+			return -EEXIST;
+	}
+	struct ag__timer *t = calloc(1, sizeof(*t));
+	if (!t || !(t->name = strdup(name))) {
+		free(t);
+		return -ENOMEM;
+	}
+	t->app = app;
+	t->interval = interval_s;
+	t->flags = flags;
+	t->fn = fn;
+	t->userdata = userdata;
+	if (push(&app->timers, &app->ntimers, t) < 0) {
+		free(t->name);
+		free(t);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+AG_EXPORT int
 ag_agent_on_bad_input(struct ag_agent *agent, enum ag_bad_input policy)
 {
 	if ((unsigned)policy > AG_BAD_INPUT_STOP)
@@ -602,6 +639,15 @@ ag__app_finalize(struct ag_app *app)
 					&t->changelog);
 		if (rc < 0)
 			return rc == -EEXIST ? AG_ECONFIG : rc;
+	}
+	for (size_t i = 0; i < app->ntimers; i++) {
+		if (!(app->timers[i]->flags & AG_TIMER_LEADER))
+			continue;
+		/* The group's member assigned its only partition is the leader. */
+		int rc = internal_topic(app, "__leader", "", 1, &app->leader_topic);
+		if (rc < 0)
+			return rc == -EEXIST ? AG_ECONFIG : rc;
+		break;
 	}
 	app->finalized = 1;
 	return 0;

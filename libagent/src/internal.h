@@ -94,6 +94,18 @@ struct ag_table {
 	struct ag__table_rt *rt; /* run time (worker) */
 };
 
+struct ag__timer_rt;
+
+struct ag__timer {
+	struct ag_app *app;
+	char *name;
+	double interval; /* seconds; with AG_TIMER_ONCE a delay */
+	unsigned flags; /* AG_TIMER_ONCE, AG_TIMER_LEADER */
+	ag_timer_fn fn;
+	void *userdata;
+	struct ag__timer_rt *rt; /* run time (worker) */
+};
+
 struct ag__kv {
 	char *key;
 	char *value;
@@ -120,12 +132,16 @@ struct ag_app {
 	size_t nagents;
 	struct ag_table **tables;
 	size_t ntables;
+	struct ag__timer **timers;
+	size_t ntimers;
+	struct ag_topic *leader_topic; /* <id>-__leader, with AG_TIMER_LEADER timers */
 	int finalized;
 	struct ag__worker *worker; /* run time, NULL outside `worker` */
 };
 
 /*
- * Resolves what declarations leave open: agents' own topics, tables' changelog topics.
+ * Resolves what declarations leave open: agents' own topics, tables' changelog topics, the
+ * leader election topic.
  * Idempotent. Needs the id. Returns 0, AG_ECONFIG (message logged), -ENOMEM.
  */
 int ag__app_finalize(struct ag_app *app);

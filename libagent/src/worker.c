@@ -244,6 +244,7 @@ close_handles(struct ag__worker *w)
 	uv_close((uv_handle_t *)&w->commit_timer, NULL);
 	uv_close((uv_handle_t *)&w->sigint, NULL);
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
+	ag__timers_close(w);
 }
 
 static void
@@ -538,6 +539,18 @@ log_parts(struct ag__worker *w, const char *what, const rd_kafka_topic_partition
 	ag__log(w->app, AG_LOG_INFO, "%s: %s", what, parts->cnt ? line : "(none)");
 }
 
+/* Whether parts hold partition 0 of the leader topic. */
+static int
+holds_leader(const struct ag__worker *w, const rd_kafka_topic_partition_list_t *parts)
+{
+	const struct ag_topic *lt = w->app->leader_topic;
+	for (int i = 0; lt && i < parts->cnt; i++) {
+		if (parts->elems[i].partition == 0 && strcmp(parts->elems[i].topic, lt->name) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
 	     void *opaque)
@@ -559,12 +572,16 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			ag__tables_assign(w, tp);
 		}
 		rd_kafka_assign(rk, parts);
+		if (holds_leader(w, parts))
+			ag__timers_set_leader(w, 1);
 		return;
 	}
 	if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		ag__log(w->app, AG_LOG_ERROR, "rebalance failed: %s", rd_kafka_err2str(err));
 	else
 		log_parts(w, "partitions revoked", parts);
+	if (holds_leader(w, parts) || err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+		ag__timers_set_leader(w, 0);
 	for (int i = 0; i < parts->cnt; i++) {
 		struct ag__tpart *tp =
 			find_tpart(w, parts->elems[i].topic, parts->elems[i].partition);
@@ -668,6 +685,7 @@ ag_app_stop(struct ag_app *app)
 	w->stopping = 1;
 	w->stop_ns = ag__now_ns();
 	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
+	ag__timers_stop(w);
 	ag__worker_kick(w);
 }
 
@@ -746,6 +764,9 @@ subscribe(struct ag__worker *w)
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
 	for (size_t i = 0; i < w->app->nagents; i++)
 		rd_kafka_topic_partition_list_add(l, w->app->agents[i]->source->name,
+						  RD_KAFKA_PARTITION_UA);
+	if (w->app->leader_topic)
+		rd_kafka_topic_partition_list_add(l, w->app->leader_topic->name,
 						  RD_KAFKA_PARTITION_UA);
 	rd_kafka_resp_err_t err = l->cnt ? rd_kafka_subscribe(w->consumer, l) : 0;
 	rd_kafka_topic_partition_list_destroy(l);
@@ -945,14 +966,16 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
-	    (rc = ag__agents_start(w)) < 0 || (rc = subscribe(w)) < 0) {
+	    (rc = ag__agents_start(w)) < 0 || (rc = subscribe(w)) < 0 ||
+	    (rc = ag__timers_start(w)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));
 		ag_app_stop(app);
 		w->exit_status = 1;
 	} else {
 		w->exit_status = 0;
-		ag__log(app, AG_LOG_INFO, "worker started: %zu agents, %zu tables, data dir %s",
-			app->nagents, app->ntables, datadir);
+		ag__log(app, AG_LOG_INFO,
+			"worker started: %zu agents, %zu tables, %zu timers, data dir %s",
+			app->nagents, app->ntables, app->ntimers, datadir);
 		if (ag__stop_signal) {
 			ag__log(app, AG_LOG_INFO, "%s during start-up: stopping",
 				strsignal(ag__stop_signal));
@@ -989,6 +1012,7 @@ out_loop:
 		uv_run(&w->loop, UV_RUN_DEFAULT);
 	}
 	ag__agents_free(w);
+	ag__timers_free(w);
 	ag__tables_close(w);
 	clients_close(w);
 	for (size_t i = 0; i < app->ntopics; i++)

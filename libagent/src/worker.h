@@ -50,6 +50,7 @@ enum ag__agent_state {
 	AG__AGENT_WAIT_EVENT,
 	AG__AGENT_WAIT_SEND,
 	AG__AGENT_RUNNABLE,
+	AG__AGENT_WAIT_TIMER, /* a timer's coroutine between calls */
 	AG__AGENT_DONE,
 };
 
@@ -67,8 +68,13 @@ struct ag_stream {
 	struct ag__agent_rt *rt;
 };
 
+/*
+ * The coroutine of an agent, or of a timer (agent NULL, timer set): both are scheduled on
+ * the same run queue and park the same way while the producer queue is full.
+ */
 struct ag__agent_rt {
 	struct ag_agent *agent;
+	struct ag__timer_rt *timer;
 	struct ag__worker *w;
 	struct ag__coro *coro;
 	struct ag_stream stream;
@@ -81,6 +87,16 @@ struct ag__agent_rt {
 	void *rec_buf, *key_rec_buf; /* the current event's records */
 	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
+};
+
+/* A timer at run time: its coroutine and the libuv timer that makes it due. */
+struct ag__timer_rt {
+	struct ag__agent_rt co; /* co.agent is NULL, co.timer points back here */
+	struct ag__timer *timer;
+	uv_timer_t handle;
+	int handle_open;
+	int due; /* the libuv timer fired since the last call */
+	uint64_t runs, failures;
 };
 
 /* Table state of one partition. */
@@ -132,6 +148,7 @@ struct ag__worker {
 	int unassign_pending; /* revoke waits for a commit cycle */
 	int recovering; /* table partitions being restored */
 	uint64_t stop_ns;
+	int leader; /* assigned partition 0 of the app's leader topic */
 
 	/* stats */
 	uint64_t events, sent, failed_deliveries;
@@ -150,6 +167,22 @@ void ag__agents_wake_all(struct ag__worker *w, enum ag__agent_state from);
 int ag__agents_all_done(const struct ag__worker *w);
 void ag__event_release(struct ag__agent_rt *rt, int ack);
 struct ag__agent_rt *ag__agent_current(void);
+/* Runs rt's coroutine until it yields (from the loop). */
+void ag__agent_resume(struct ag__worker *w, struct ag__agent_rt *rt);
+/* From inside rt's coroutine: sets its state and yields to the loop. */
+void ag__agent_park(struct ag__agent_rt *rt, enum ag__agent_state state);
+
+/* timer.c */
+/* Starts every timer's coroutine and arms the timers that do not wait for leadership. */
+int ag__timers_start(struct ag__worker *w);
+/* Stops the schedules; idle timers end, a call in progress finishes first. */
+void ag__timers_stop(struct ag__worker *w);
+/* Closes the libuv timers (with the worker's other handles). */
+void ag__timers_close(struct ag__worker *w);
+/* Frees the run time (after the loop closed the handles). */
+void ag__timers_free(struct ag__worker *w);
+/* The worker gained or lost partition 0 of the leader topic. */
+void ag__timers_set_leader(struct ag__worker *w, int leader);
 
 /* Kafka murmur2 partition of a key (Java client compatible). */
 int32_t ag__murmur2_partition(const void *key, size_t len, int32_t partitions);

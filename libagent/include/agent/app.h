@@ -181,6 +181,50 @@ typedef int (*ag_sink_fn)(struct ag_agent *agent, const struct ag_bytes *key,
 int ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata);
 
 /*
+ * Timers and tasks: C functions the worker calls on its loop, every interval or once, each
+ * on a coroutine of its own, so a function may ag_send() (and park while the producer
+ * queue is full) without holding agents up. What it sends is covered by commits like an
+ * agent's sends: a commit waits until it is delivered.
+ */
+
+/* Run once, `interval_s` seconds after the worker has started (0: at once); a task. */
+#define AG_TIMER_ONCE 0x1u
+/*
+ * Run only on the leader: the one worker of the app's consumer group that is assigned
+ * partition 0 of the internal topic `<app_id>-__leader`. A periodic leader timer starts
+ * its schedule when the worker becomes the leader and stops when it no longer is; a
+ * leader task runs once, the first time the worker is the leader when it is due.
+ */
+#define AG_TIMER_LEADER 0x2u
+
+/*
+ * A timer function. Runs on its own coroutine on the loop thread; it may call ag_send and
+ * table functions (tables use murmur2 of the key for the partition). A negative return is
+ * logged with the timer's name and the error; the timer keeps its schedule.
+ */
+typedef int (*ag_timer_fn)(struct ag_app *app, void *userdata);
+
+/*
+ * Declares a timer named `name` (letters, digits, '.', '_', '-'; unique among timers)
+ * that calls fn(app, userdata) every `interval_s` seconds, the first time one interval
+ * after the worker has started, Faust's @app.timer(interval). Calls are not stacked:
+ * while fn runs, ticks that come due collapse into one call after it returns. Flags:
+ * AG_TIMER_ONCE (then interval_s is a delay and may be 0, Faust's @app.task),
+ * AG_TIMER_LEADER (Faust's on_leader=True). On SIGTERM/SIGINT or ag_app_stop no further
+ * call starts; the worker's stop waits for a call in progress to return.
+ * Returns 0, -EINVAL (bad name, fn NULL, unknown flags, interval_s <= 0 without
+ * AG_TIMER_ONCE, negative, not finite or above 1e9), -EEXIST (name taken), -ENOMEM.
+ */
+int ag_app_timer(struct ag_app *app, const char *name, double interval_s, unsigned flags,
+		 ag_timer_fn fn, void *userdata);
+
+/*
+ * Non-zero while this worker is the leader of its group (see AG_TIMER_LEADER). Always 0
+ * outside a worker and in apps without an AG_TIMER_LEADER timer (no election is held).
+ */
+int ag_app_is_leader(const struct ag_app *app);
+
+/*
  * Asks the running worker to stop gracefully, as SIGTERM does: stop consuming, let agents
  * finish the event in hand, flush, commit, exit. Returns at once; a no-op outside a worker.
  */
