@@ -237,21 +237,49 @@ put_val(struct ag_table *t, const struct ag_bytes *key, const struct ag__val *v)
 	return rc;
 }
 
-AG_EXPORT int
-ag_table_get_i64(struct ag_table *t, const struct ag_bytes *key, int64_t *out)
+/*
+ * Reads a number as `type` (AG__VAL_I64 or AG__VAL_F64) into *out; a missing key gives the
+ * table's default. An integer reads as a float; a float does not read as an integer.
+ */
+static int
+get_num(struct ag_table *t, const struct ag_bytes *key, enum ag__val_type type, struct ag__val *out)
 {
-	struct ag__val v;
-	int rc = get_val(t, key, &v);
+	int rc = get_val(t, key, out);
 	if (rc == -ENOENT) {
-		*out = t->opts.default_i64;
+		*out = (struct ag__val){
+			.type = type, .i64 = t->opts.default_i64, .f64 = t->opts.default_f64};
 		return 0;
 	}
 	if (rc < 0)
 		return rc;
-	if (v.type != AG__VAL_I64)
-		return AG_ETYPE;
-	*out = v.i64;
-	return 0;
+	if (type == AG__VAL_F64 && out->type == AG__VAL_I64)
+		*out = (struct ag__val){.type = AG__VAL_F64, .f64 = (double)out->i64};
+	return out->type == type ? 0 : AG_ETYPE;
+}
+
+/* Adds delta (of the type wanted) to the stored number; *sum gets the new value. */
+static int
+add_num(struct ag_table *t, const struct ag_bytes *key, const struct ag__val *delta,
+	struct ag__val *sum)
+{
+	int rc = get_num(t, key, delta->type, sum);
+	if (rc < 0)
+		return rc;
+	if (delta->type == AG__VAL_I64)
+		sum->i64 += delta->i64;
+	else
+		sum->f64 += delta->f64;
+	return put_val(t, key, sum);
+}
+
+AG_EXPORT int
+ag_table_get_i64(struct ag_table *t, const struct ag_bytes *key, int64_t *out)
+{
+	struct ag__val v;
+	int rc = get_num(t, key, AG__VAL_I64, &v);
+	if (rc == 0)
+		*out = v.i64;
+	return rc;
 }
 
 AG_EXPORT int
@@ -263,14 +291,10 @@ ag_table_set_i64(struct ag_table *t, const struct ag_bytes *key, int64_t value)
 AG_EXPORT int
 ag_table_add_i64(struct ag_table *t, const struct ag_bytes *key, int64_t delta, int64_t *out)
 {
-	int64_t v;
-	int rc = ag_table_get_i64(t, key, &v);
-	if (rc < 0)
-		return rc;
-	v += delta;
-	rc = ag_table_set_i64(t, key, v);
+	struct ag__val sum;
+	int rc = add_num(t, key, &(struct ag__val){.type = AG__VAL_I64, .i64 = delta}, &sum);
 	if (rc == 0 && out)
-		*out = v;
+		*out = sum.i64;
 	return rc;
 }
 
@@ -278,19 +302,10 @@ AG_EXPORT int
 ag_table_get_f64(struct ag_table *t, const struct ag_bytes *key, double *out)
 {
 	struct ag__val v;
-	int rc = get_val(t, key, &v);
-	if (rc == -ENOENT) {
-		*out = t->opts.default_f64;
-		return 0;
-	}
-	if (rc < 0)
-		return rc;
-	if (v.type == AG__VAL_I64)
-		v.f64 = (double)v.i64;
-	else if (v.type != AG__VAL_F64)
-		return AG_ETYPE;
-	*out = v.f64;
-	return 0;
+	int rc = get_num(t, key, AG__VAL_F64, &v);
+	if (rc == 0)
+		*out = v.f64;
+	return rc;
 }
 
 AG_EXPORT int
@@ -302,14 +317,10 @@ ag_table_set_f64(struct ag_table *t, const struct ag_bytes *key, double value)
 AG_EXPORT int
 ag_table_add_f64(struct ag_table *t, const struct ag_bytes *key, double delta, double *out)
 {
-	double v;
-	int rc = ag_table_get_f64(t, key, &v);
-	if (rc < 0)
-		return rc;
-	v += delta;
-	rc = ag_table_set_f64(t, key, v);
+	struct ag__val sum;
+	int rc = add_num(t, key, &(struct ag__val){.type = AG__VAL_F64, .f64 = delta}, &sum);
 	if (rc == 0 && out)
-		*out = v;
+		*out = sum.f64;
 	return rc;
 }
 
