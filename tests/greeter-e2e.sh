@@ -8,30 +8,7 @@
 #   6. embedded broker: the worker hosts it; a restart meets an empty broker and keeps state
 # Usage: greeter-e2e.sh BUILD_DIR
 set -uo pipefail
-build=$(cd "${1:?build dir}" && pwd)
-faustc="$build/cli/faustc"
-tmp=$(mktemp -d /tmp/faustc-e2e.XXXXXX)
-pids=()
-n=0 failed=0
-
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do echo "#   $l"; done
-}
-check_eq() { # what got expected
-	if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got: $2" "expected: $3"; fi
-}
+. "$(dirname "$0")/e2e-lib.sh" e2e "$@"
 
 start_broker() {
 	"$faustc" broker --addr-file "$tmp/broker.url" >"$tmp/broker.out" 2>"$tmp/broker.log" &
@@ -224,5 +201,4 @@ grep -q "publishing the local state again" "$tmp/w2.log" &&
 stop_worker TERM
 check_eq "embedded worker exits 0 again" "$worker_status" "0"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish
