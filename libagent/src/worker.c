@@ -388,8 +388,10 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 	if (err) {
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			return -ENOBUFS;
-		ag__log(w->app, AG_LOG_ERROR, "cannot produce to %s: %s", topic->name,
-			rd_kafka_err2str(err));
+		ag__log(w->app, AG_LOG_ERROR,
+			"cannot produce to %s: %s; the sending agent gets the error (check the "
+			"message size against message.max.bytes and that the topic is declared)",
+			topic->name, rd_kafka_err2str(err));
 		return ag__kafka_err(err);
 	}
 	ag__acks_add(&w->delivered, (int64_t)seq);
