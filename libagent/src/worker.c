@@ -340,7 +340,6 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		ag__tables_delivered(w, m);
 	}
 	ag__acks_ack(&w->delivered, (int64_t)seq);
-	w->inflight--;
 	w->last_delivery_ns = ag__now_ns();
 }
 
@@ -396,7 +395,6 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 	}
 	ag__acks_add(&w->delivered, (int64_t)seq);
 	w->next_seq++;
-	w->inflight++;
 	w->sent++;
 	return 0;
 }

@@ -127,7 +127,6 @@ struct ag__worker {
 	/* producer: every message gets a sequence number; delivered ones are acked here */
 	uint64_t next_seq;
 	struct ag__acks delivered;
-	uint64_t inflight;
 	int send_waiters;
 
 	/* commit cycle */
@@ -146,7 +145,6 @@ struct ag__worker {
 	int closing; /* final commit done: closing the consumer */
 	int exit_status;
 	int unassign_pending; /* revoke waits for a commit cycle */
-	int recovering; /* table partitions being restored */
 	uint64_t stop_ns;
 	int leader; /* assigned partition 0 of the app's leader topic */
 
