@@ -22,6 +22,20 @@ ag__agent_current(void)
 	return running;
 }
 
+const struct ag_event *
+ag__current_event(void)
+{
+	return running && running->ev.msg ? &running->ev : NULL;
+}
+
+void
+ag__tpart_wake(struct ag__worker *w, struct ag__tpart *tp)
+{
+	struct ag__agent_rt *rt = tp->topic->agent ? tp->topic->agent->rt : NULL;
+	if (rt && rt->state == AG__AGENT_WAIT_EVENT)
+		ag__agent_wake(w, rt);
+}
+
 int32_t
 ag__murmur2_partition(const void *key, size_t len, int32_t partitions)
 {

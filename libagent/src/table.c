@@ -183,9 +183,9 @@ table_worker(struct ag_table *t)
 static int32_t
 table_partition(struct ag_table *t, const struct ag_bytes *key)
 {
-	struct ag__agent_rt *rt = ag__agent_current();
-	if (rt && rt->ev.msg && rt->ev.tp->topic->partitions == t->changelog->partitions)
-		return rt->ev.msg->partition;
+	const struct ag_event *ev = ag__current_event();
+	if (ev && ev->tp->topic->partitions == t->changelog->partitions)
+		return ev->msg->partition;
 	return ag__murmur2_partition(key->ptr, key->len, t->changelog->partitions);
 }
 
@@ -605,9 +605,8 @@ tpart_recovered(struct ag__worker *w, struct ag__tpart *tp)
 	if (--tp->recovering > 0)
 		return;
 	tp->ready = tp->assigned && !tp->revoking;
-	struct ag__agent_rt *rt = tp->topic->agent ? tp->topic->agent->rt : NULL;
-	if (tp->ready && tp->count && rt && rt->state == AG__AGENT_WAIT_EVENT)
-		ag__agent_wake(w, rt);
+	if (tp->ready && tp->count)
+		ag__tpart_wake(w, tp);
 }
 
 static int

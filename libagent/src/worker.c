@@ -164,9 +164,8 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 		w->first_event_ns = ag__now_ns();
 	if (tp->count >= AG__BUF_HIGH && !tp->paused)
 		pause_tpart(w, tp);
-	struct ag__agent_rt *rt = tp->topic->agent ? tp->topic->agent->rt : NULL;
-	if (tp->ready && rt && rt->state == AG__AGENT_WAIT_EVENT)
-		ag__agent_wake(w, rt);
+	if (tp->ready)
+		ag__tpart_wake(w, tp);
 }
 
 static void

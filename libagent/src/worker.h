@@ -165,6 +165,14 @@ void ag__agents_wake_all(struct ag__worker *w, enum ag__agent_state from);
 int ag__agents_all_done(const struct ag__worker *w);
 void ag__event_release(struct ag__agent_rt *rt, int ack);
 struct ag__agent_rt *ag__agent_current(void);
+/*
+ * The event the running agent works on (the one its last ag_stream_next returned), or
+ * NULL: outside an agent, in a timer, or between events. Tables take the partition (and
+ * source offset) of a write from it.
+ */
+const struct ag_event *ag__current_event(void);
+/* Events of tp became available: wakes the coroutines that read its topic. */
+void ag__tpart_wake(struct ag__worker *w, struct ag__tpart *tp);
 /* Runs rt's coroutine until it yields (from the loop). */
 void ag__agent_resume(struct ag__worker *w, struct ag__agent_rt *rt);
 /* From inside rt's coroutine: sets its state and yields to the loop. */
