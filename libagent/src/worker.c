@@ -206,10 +206,10 @@ static int
 intake_wanted(const struct ag__worker *w)
 {
 	int agents = 0;
-	for (size_t i = 0; i < w->app->nagents; i++) {
-		const struct ag__agent_rt *rt = w->app->agents[i]->rt;
-		const struct ag_topic *t = w->app->agents[i]->source;
-		if (!rt || rt->state == AG__AGENT_DONE || !t->parts)
+	for (size_t i = 0; i < w->nrts; i++) {
+		const struct ag__agent_rt *rt = w->rts[i];
+		const struct ag_topic *t = rt->seg->input;
+		if (rt->state == AG__AGENT_DONE || !t->parts)
 			continue;
 		agents++;
 		uint32_t buffered = 0;
@@ -244,6 +244,7 @@ close_handles(struct ag__worker *w)
 	uv_close((uv_handle_t *)&w->sigint, NULL);
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
 	ag__timers_close(w);
+	ag__agents_close(w);
 }
 
 static void
@@ -344,7 +345,8 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 
 int
 ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
-		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs)
+		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs,
+		 int64_t timestamp)
 {
 	if (w->closing)
 		return AG_ESTOPPED;
@@ -359,14 +361,14 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 				    : RD_KAFKA_PARTITION_UA;
 	uint64_t seq = w->next_seq;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	if (!hdrs) {
+	if (!hdrs && timestamp <= 0) {
 		if (rd_kafka_produce(topic->rkt, partition, RD_KAFKA_MSG_F_COPY,
 				     value ? (void *)value->ptr : NULL, value ? value->len : 0,
 				     key ? key->ptr : NULL, key ? key->len : 0,
 				     (void *)(uintptr_t)seq) == -1)
 			err = rd_kafka_last_error();
 	} else {
-		rd_kafka_vu_t vu[7] = {
+		rd_kafka_vu_t vu[8] = {
 			{.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = topic->rkt},
 			{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
 			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
@@ -375,9 +377,12 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 			{.vtype = RD_KAFKA_VTYPE_KEY,
 			 .u.mem = {key ? (void *)key->ptr : NULL, key ? key->len : 0}},
 			{.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = (void *)(uintptr_t)seq},
+			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = timestamp > 0 ? timestamp : 0},
 			{.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs},
 		};
-		rd_kafka_error_t *e = rd_kafka_produceva(w->producer, vu, AG__ARRAY_SIZE(vu));
+		/* Without headers the last entry is left out. */
+		size_t nvu = hdrs ? AG__ARRAY_SIZE(vu) : AG__ARRAY_SIZE(vu) - 1;
+		rd_kafka_error_t *e = rd_kafka_produceva(w->producer, vu, nvu);
 		if (e) {
 			err = rd_kafka_error_code(e);
 			rd_kafka_error_destroy(e);
@@ -402,7 +407,7 @@ int
 ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 	    const struct ag_bytes *key, const struct ag_bytes *value)
 {
-	return ag__produce_hdrs(w, topic, partition, key, value, NULL);
+	return ag__produce_hdrs(w, topic, partition, key, value, NULL, 0);
 }
 
 /* ---- commit cycle ---- */
@@ -684,6 +689,7 @@ ag_app_stop(struct ag_app *app)
 	w->stopping = 1;
 	w->stop_ns = ag__now_ns();
 	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
+	ag__agents_wake_all(w, AG__AGENT_WAIT_CLOCK);
 	ag__timers_stop(w);
 	ag__worker_kick(w);
 }
@@ -761,9 +767,12 @@ static int
 subscribe(struct ag__worker *w)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-	for (size_t i = 0; i < w->app->nagents; i++)
-		rd_kafka_topic_partition_list_add(l, w->app->agents[i]->source->name,
-						  RD_KAFKA_PARTITION_UA);
+	for (size_t i = 0; i < w->app->nagents; i++) {
+		const struct ag_agent *a = w->app->agents[i];
+		for (size_t k = 0; k < a->nsegs; k++)
+			rd_kafka_topic_partition_list_add(l, a->segs[k].input->name,
+							  RD_KAFKA_PARTITION_UA);
+	}
 	if (w->app->leader_topic)
 		rd_kafka_topic_partition_list_add(l, w->app->leader_topic->name,
 						  RD_KAFKA_PARTITION_UA);
@@ -925,8 +934,10 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = ag__app_finalize(app)) < 0)
 		goto out_free;
 	for (size_t i = 0; i < app->nagents; i++) {
-		if ((rc = topic_parts_init(app->agents[i]->source)) < 0)
-			goto out_free;
+		for (size_t k = 0; k < app->agents[i]->nsegs; k++) {
+			if ((rc = topic_parts_init(app->agents[i]->segs[k].input)) < 0)
+				goto out_free;
+		}
 	}
 	const char *datadir = ag__app_datadir(app);
 	if ((rc = mkdir_p(datadir)) < 0) {
@@ -965,8 +976,8 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
-	    (rc = ag__agents_start(w)) < 0 || (rc = subscribe(w)) < 0 ||
-	    (rc = ag__timers_start(w)) < 0) {
+	    (rc = ag__agents_start(w)) < 0 || (rc = ag__agents_replies_open(w)) < 0 ||
+	    (rc = subscribe(w)) < 0 || (rc = ag__timers_start(w)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));
 		ag_app_stop(app);
 		w->exit_status = 1;
