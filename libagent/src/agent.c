@@ -695,14 +695,14 @@ event_headers(const struct ag_event *ev)
 	return h;
 }
 
-/* Produces a copy of ev (key given, value, timestamp, headers) to topic. */
+/* Produces a copy of ev (key given, value, timestamp, headers) to topic's partition. */
 static int
 forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topic *topic,
-	      const struct ag_bytes *key)
+	      int32_t partition, const struct ag_bytes *key)
 {
 	rd_kafka_headers_t *h = event_headers(ev);
 	struct ag_bytes value = ag_event_value(ev);
-	return produce_wait(rt->w, topic, -1, key,
+	return produce_wait(rt->w, topic, partition, key,
 			    ev->msg->payload || ev->value_set ? &value : NULL,
 			    h ? rd_kafka_headers_copy(h) : NULL, ag_event_timestamp(ev));
 }
@@ -735,7 +735,7 @@ run_stages(struct ag__agent_rt *rt, struct ag_event *ev)
 		case AG__STAGE_ECHO: {
 			what = " (echo)";
 			struct ag_bytes key = ag_event_key(ev);
-			rc = forward_event(rt, ev, st->topic, ev->msg->key ? &key : NULL);
+			rc = forward_event(rt, ev, st->topic, -1, ev->msg->key ? &key : NULL);
 			break;
 		}
 		default:
@@ -841,8 +841,13 @@ forward(struct ag__agent_rt *rt)
 			key = (struct ag_bytes){keybuf.ptr, keybuf.len};
 			has_key = 1;
 		}
+		int32_t p = has_key && key.ptr
+				    ? ag__murmur2_partition(key.ptr, key.len, b->topic->partitions)
+				    : (int32_t)(rt->events % (uint64_t)b->topic->partitions);
 		if (rc == 0)
-			rc = forward_event(rt, ev, b->topic, has_key ? &key : NULL);
+			rc = ag__flow_wait(rt, b->topic, p);
+		if (rc == 0)
+			rc = forward_event(rt, ev, b->topic, p, has_key ? &key : NULL);
 		if (rc == AG_ESTOPPED && rt->w->stopping)
 			break;
 		if (rc < 0)
