@@ -250,6 +250,7 @@ body_main(struct ag__agent_rt *rt)
 {
 	struct ag__worker *w = rt->w;
 	struct ag_agent *a = rt->agent;
+	int idle_failures = 0; /* failures in a row without taking an event */
 	for (;;) {
 		uint64_t events = rt->events;
 		int rc = a->fn(&rt->stream, a->userdata);
@@ -266,7 +267,8 @@ body_main(struct ag__agent_rt *rt)
 			    rt->nevs > 1 ? "the batch is skipped and the body restarted"
 					 : "the event is skipped and the body restarted");
 		ag__event_release(rt, 1);
-		if (rt->events == events && rt->failures > 3) {
+		idle_failures = rt->events == events ? idle_failures + 1 : 0;
+		if (idle_failures > 3) {
 			/* A body that fails without consuming would spin: give up on it. */
 			ag__log(w->app, AG_LOG_ERROR,
 				"agent %s keeps failing without taking events; it is stopped",
