@@ -219,6 +219,11 @@ event_unhand(struct ag__agent_rt *rt, int ack)
 
 /* ---- failures ---- */
 
+/*
+ * Logs and counts a failure on ev (NULL: before the first event). At most 10 lines per
+ * agent per second are written, so a stream of poison messages cannot flood the log; the
+ * failures are counted all the same.
+ */
 static void
 log_failure(struct ag__agent_rt *rt, const struct ag_event *ev, const char *what, int rc,
 	    const char *then)
@@ -227,9 +232,21 @@ log_failure(struct ag__agent_rt *rt, const struct ag_event *ev, const char *what
 	struct ag_agent *a = rt->agent;
 	rt->failures++;
 	a->failures++;
+	uint64_t now = ag__now_ns();
+	if (now - a->fail_window_ns > 1000000000u) {
+		a->fail_window_ns = now;
+		a->fail_window_logged = 0;
+	}
+	if (a->fail_window_logged++ >= 10) {
+		if (a->fail_window_logged == 12)
+			ag__log(w->app, AG_LOG_ERROR,
+				"agent %s: more failures this second are counted, not logged",
+				a->name);
+		return;
+	}
 	if (!ev || !ev->msg) {
 		ag__log(w->app, AG_LOG_ERROR,
-			"agent %s: %s failed before its first event: %s (%s); %s", a->name, what,
+			"agent %s%s failed before its first event: %s (%s); %s", a->name, what,
 			ag_strerror(rc), ag_err_name(rc), then);
 		return;
 	}

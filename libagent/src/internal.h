@@ -123,6 +123,8 @@ struct ag_agent {
 	size_t nsegs;
 	int concurrency; /* body coroutines (default 1) */
 	uint64_t failures; /* events an operator or the body failed on */
+	uint64_t fail_window_ns; /* start of the current log rate window */
+	uint32_t fail_window_logged;
 };
 
 struct ag__table_rt;
