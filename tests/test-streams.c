@@ -381,12 +381,23 @@ static void
 produce_hdr(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
 	    const char *value, int64_t ts, const char *trace)
 {
-	rd_kafka_resp_err_t err =
-		rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-				  RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
-				  RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-				  RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADER("trace", trace, -1),
-				  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+	rd_kafka_header_add(h, "trace", -1, trace, -1);
+	rd_kafka_vu_t vu[] = {
+		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+		{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)key, key ? strlen(key) : 0}},
+		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {(void *)value, strlen(value)}},
+		{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
+		{.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = h},
+		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+	};
+	rd_kafka_error_t *e = rd_kafka_produceva(rk, vu, sizeof(vu) / sizeof(vu[0]));
+	rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (e) {
+		rd_kafka_headers_destroy(h);
+		rd_kafka_error_destroy(e);
+	}
 	if (err) {
 		fprintf(stderr, "produce: %s\n", rd_kafka_err2str(err));
 		exit(99);
