@@ -250,6 +250,7 @@ body_main(struct ag__agent_rt *rt)
 {
 	struct ag__worker *w = rt->w;
 	struct ag_agent *a = rt->agent;
+	int idle_failures = 0; /* failures in a row without taking an event */
 	for (;;) {
 		uint64_t events = rt->events;
 		int rc = a->fn(&rt->stream, a->userdata);
@@ -266,7 +267,8 @@ body_main(struct ag__agent_rt *rt)
 			    rt->nevs > 1 ? "the batch is skipped and the body restarted"
 					 : "the event is skipped and the body restarted");
 		ag__event_release(rt, 1);
-		if (rt->events == events && rt->failures > 3) {
+		idle_failures = rt->events == events ? idle_failures + 1 : 0;
+		if (idle_failures > 3) {
 			/* A body that fails without consuming would spin: give up on it. */
 			ag__log(w->app, AG_LOG_ERROR,
 				"agent %s keeps failing without taking events; it is stopped",
@@ -695,14 +697,14 @@ event_headers(const struct ag_event *ev)
 	return h;
 }
 
-/* Produces a copy of ev (key given, value, timestamp, headers) to topic. */
+/* Produces a copy of ev (key given, value, timestamp, headers) to topic's partition. */
 static int
 forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topic *topic,
-	      const struct ag_bytes *key)
+	      int32_t partition, const struct ag_bytes *key)
 {
 	rd_kafka_headers_t *h = event_headers(ev);
 	struct ag_bytes value = ag_event_value(ev);
-	return produce_wait(rt->w, topic, -1, key,
+	return produce_wait(rt->w, topic, partition, key,
 			    ev->msg->payload || ev->value_set ? &value : NULL,
 			    h ? rd_kafka_headers_copy(h) : NULL, ag_event_timestamp(ev));
 }
@@ -735,7 +737,7 @@ run_stages(struct ag__agent_rt *rt, struct ag_event *ev)
 		case AG__STAGE_ECHO: {
 			what = " (echo)";
 			struct ag_bytes key = ag_event_key(ev);
-			rc = forward_event(rt, ev, st->topic, ev->msg->key ? &key : NULL);
+			rc = forward_event(rt, ev, st->topic, -1, ev->msg->key ? &key : NULL);
 			break;
 		}
 		default:
@@ -841,8 +843,13 @@ forward(struct ag__agent_rt *rt)
 			key = (struct ag_bytes){keybuf.ptr, keybuf.len};
 			has_key = 1;
 		}
+		int32_t p = has_key && key.ptr
+				    ? ag__murmur2_partition(key.ptr, key.len, b->topic->partitions)
+				    : (int32_t)(rt->events % (uint64_t)b->topic->partitions);
 		if (rc == 0)
-			rc = forward_event(rt, ev, b->topic, has_key ? &key : NULL);
+			rc = ag__flow_wait(rt, b->topic, p);
+		if (rc == 0)
+			rc = forward_event(rt, ev, b->topic, p, has_key ? &key : NULL);
 		if (rc == AG_ESTOPPED && rt->w->stopping)
 			break;
 		if (rc < 0)

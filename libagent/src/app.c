@@ -831,13 +831,17 @@ build_segments(struct ag_app *app, struct ag_agent *a)
 	if (a->concurrency > 1) {
 		const struct ag_table *t = agent_table(app, a);
 		if (a->nsegs > 1 || t) {
+			char why[300];
+			if (t)
+				snprintf(why, sizeof(why), "table %s follows its stream", t->name);
+			else
+				snprintf(why, sizeof(why), "it repartitions its stream");
 			ag__log(app, AG_LOG_ERROR,
 				"agent %s has concurrency %d, but %s: concurrent instances would "
 				"update one key's state out of order; use concurrency 1 (or move "
 				"the "
 				"state to an agent of its own)",
-				a->name, a->concurrency,
-				t ? "table follows its stream" : "it repartitions its stream");
+				a->name, a->concurrency, why);
 			return AG_ECONFIG;
 		}
 	}

@@ -20,6 +20,7 @@
 
 struct ag__worker;
 struct ag__tpart;
+struct ag__flow;
 
 /* Reasons an event is bad input; counted per topic. */
 enum ag__bad {
@@ -53,6 +54,7 @@ struct ag_topic {
 	/* run time (worker) */
 	rd_kafka_topic_t *rkt; /* producer topic handle, created lazily */
 	struct ag__tpart *parts; /* consumer-side partition state, [partitions] */
+	struct ag__flow *flow; /* forwarded-to topics: how far ahead forwarders are (flow.c) */
 };
 
 enum ag__sink_kind {

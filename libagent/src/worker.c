@@ -245,6 +245,7 @@ close_handles(struct ag__worker *w)
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
 	ag__timers_close(w);
 	ag__agents_close(w);
+	ag__flow_close(w);
 }
 
 static void
@@ -339,8 +340,21 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else {
 		ag__tables_delivered(w, m);
 	}
+	ag__flow_delivered(m);
 	ag__acks_ack(&w->delivered, (int64_t)seq);
 	w->last_delivery_ns = ag__now_ns();
+}
+
+/* The producer's handle of a topic; its opaque leads delivery reports back to the topic. */
+static rd_kafka_topic_t *
+producer_rkt(struct ag__worker *w, struct ag_topic *t)
+{
+	rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+	rd_kafka_topic_conf_set_opaque(tc, t);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, t->name, tc);
+	if (!rkt)
+		rd_kafka_topic_conf_destroy(tc);
+	return rkt;
 }
 
 int
@@ -350,15 +364,13 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 {
 	if (w->closing)
 		return AG_ESTOPPED;
-	if (!topic->rkt) {
-		topic->rkt = rd_kafka_topic_new(w->producer, topic->name, NULL);
-		if (!topic->rkt)
-			return ag__kafka_err(rd_kafka_last_error());
-	}
-	if (partition < 0)
-		partition = key && key->ptr
-				    ? ag__murmur2_partition(key->ptr, key->len, topic->partitions)
-				    : RD_KAFKA_PARTITION_UA;
+	if (!topic->rkt && !(topic->rkt = producer_rkt(w, topic)))
+		return ag__kafka_err(rd_kafka_last_error());
+	if (partition < 0 && key && key->ptr)
+		partition = ag__murmur2_partition(key->ptr, key->len, topic->partitions);
+	else if (partition < 0)
+		partition = topic->flow ? (int32_t)(w->next_seq % (uint64_t)topic->partitions)
+					: RD_KAFKA_PARTITION_UA;
 	uint64_t seq = w->next_seq;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 	if (!hdrs && timestamp <= 0) {
@@ -398,6 +410,7 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 		return ag__kafka_err(err);
 	}
 	ag__acks_add(&w->delivered, (int64_t)seq);
+	ag__flow_produced(topic, partition, (key ? key->len : 0) + (value ? value->len : 0));
 	w->next_seq++;
 	w->sent++;
 	return 0;
@@ -517,6 +530,14 @@ on_commit_timer(uv_timer_t *h)
 	if (w->intake_blocked)
 		consumer_intake(w);
 	if (!w->stopping)
+		cycle_start(w);
+	ag__flow_tick(w);
+}
+
+void
+ag__worker_commit_soon(struct ag__worker *w)
+{
+	if (!w->stopping && !w->cycle_active)
 		cycle_start(w);
 }
 
@@ -690,6 +711,7 @@ ag_app_stop(struct ag_app *app)
 	w->stop_ns = ag__now_ns();
 	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
 	ag__agents_wake_all(w, AG__AGENT_WAIT_CLOCK);
+	ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
 	ag__timers_stop(w);
 	ag__worker_kick(w);
 }
@@ -724,7 +746,7 @@ producer_topics(struct ag__worker *w)
 {
 	for (size_t i = 0; i < w->app->ntopics; i++) {
 		struct ag_topic *t = w->app->topics[i];
-		if (!t->rkt && !(t->rkt = rd_kafka_topic_new(w->producer, t->name, NULL)))
+		if (!t->rkt && !(t->rkt = producer_rkt(w, t)))
 			return ag__kafka_err(rd_kafka_last_error());
 	}
 	return 0;
@@ -973,7 +995,7 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = uv_loop_init(&w->loop)) < 0)
 		goto out_broker;
 	app->worker = w;
-	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
+	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0 || (rc = ag__flow_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
 	    (rc = ag__agents_start(w)) < 0 || (rc = ag__agents_replies_open(w)) < 0 ||
@@ -997,9 +1019,10 @@ ag__worker_run(struct ag_app *app)
 				 ? (double)(w->last_delivery_ns - w->first_event_ns) / 1e9
 				 : 0.0;
 	ag__log(app, AG_LOG_INFO,
-		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu",
+		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
+		"forward_waits=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
-		(unsigned long long)w->failed_deliveries);
+		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		char line[256];
@@ -1014,8 +1037,9 @@ ag__worker_run(struct ag_app *app)
 			ag__log(app, AG_LOG_WARN, "bad input on %s:%s", t->name, line);
 	}
 	if (app->loglevel > AG_LOG_INFO)
-		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f\n",
-			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed);
+		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f forward_waits=%llu\n",
+			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
+			(unsigned long long)w->flow_waits);
 out_loop:
 	if (w->handles_open) {
 		close_handles(w);
@@ -1023,6 +1047,7 @@ out_loop:
 	}
 	ag__agents_free(w);
 	ag__timers_free(w);
+	ag__flow_free(w);
 	ag__tables_close(w);
 	clients_close(w);
 	for (size_t i = 0; i < app->ntopics; i++)

@@ -52,6 +52,7 @@ enum ag__agent_state {
 	AG__AGENT_RUNNABLE,
 	AG__AGENT_WAIT_TIMER, /* a timer's coroutine between calls */
 	AG__AGENT_WAIT_CLOCK, /* ag_sleep, or an ask's timeout */
+	AG__AGENT_WAIT_FLOW, /* a forwarder ahead of the consumers of its topic */
 	AG__AGENT_DONE,
 };
 
@@ -167,6 +168,12 @@ struct ag__worker {
 	struct ag__agent_rt **rts;
 	size_t nrts;
 
+	/* flow.c: forwarders wait while too far ahead of their topics' consumers */
+	rd_kafka_queue_t *aq; /* answers to committed-offset requests */
+	uv_timer_t flow_timer;
+	int flow_timer_open, flow_asking, flow_waiters;
+	uint64_t flow_budget, flow_asked_ns, flow_waits;
+
 	/* ag_agent_ask: requests waiting for answers on reply_partition of the reply topic */
 	struct ag__ask *asks;
 	char worker_id[20];
@@ -235,6 +242,25 @@ void ag__worker_kick(struct ag__worker *w);
 int ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		     const struct ag_bytes *key, const struct ag_bytes *value,
 		     rd_kafka_headers_t *hdrs, int64_t timestamp);
+
+/* flow.c */
+/* Sets up flow control for the topics forwarders write to (after the clients). */
+int ag__flow_open(struct ag__worker *w);
+void ag__flow_close(struct ag__worker *w);
+void ag__flow_free(struct ag__worker *w);
+/* A message of `bytes` was produced to t's partition (>= 0). */
+void ag__flow_produced(struct ag_topic *t, int32_t partition, size_t bytes);
+/* The producer's delivery report of a message. */
+void ag__flow_delivered(const rd_kafka_message_t *m);
+/*
+ * From a forwarder's coroutine: waits while partition of t is too far ahead of its
+ * consumers. Returns 0, AG_ESTOPPED.
+ */
+int ag__flow_wait(struct ag__agent_rt *rt, struct ag_topic *t, int32_t partition);
+/* The commit timer's tick. */
+void ag__flow_tick(struct ag__worker *w);
+/* worker.c: starts a commit cycle now unless one runs (or the worker stops). */
+void ag__worker_commit_soon(struct ag__worker *w);
 
 /* table.c */
 int ag__tables_open(struct ag__worker *w);
