@@ -252,10 +252,11 @@ log_failure(struct ag__agent_rt *rt, const struct ag_event *ev, const char *what
 	}
 	const rd_kafka_message_t *m = ev->msg;
 	ag__log(w->app, AG_LOG_ERROR,
-		"agent %s%s failed on %s[%d]@%lld (key %.*s): %s (%s); %s (failure %llu)", a->name,
+		"agent %s%s failed on %s[%d]@%lld (%s%.*s): %s (%s); %s (failure %llu)", a->name,
 		what, ev->tp->topic->name, (int)m->partition, (long long)m->offset,
-		(int)(m->key_len > 64 ? 64 : m->key_len), m->key ? (const char *)m->key : "",
-		ag_strerror(rc), ag_err_name(rc), then, (unsigned long long)a->failures);
+		m->key ? "key " : "no key", (int)(m->key ? (m->key_len > 64 ? 64 : m->key_len) : 0),
+		m->key ? (const char *)m->key : "", ag_strerror(rc), ag_err_name(rc), then,
+		(unsigned long long)a->failures);
 }
 
 /* ---- the coroutines ---- */
