@@ -1039,8 +1039,8 @@ ag__worker_run(struct ag_app *app)
 	for (size_t i = 0; i < app->nagents; i++) {
 		const struct ag_agent *a = app->agents[i];
 		if (a->failures)
-			ag__log(app, AG_LOG_WARN, "agent %s failed on %llu events (skipped)", a->name,
-				(unsigned long long)a->failures);
+			ag__log(app, AG_LOG_WARN, "agent %s failed on %llu events (skipped)",
+				a->name, (unsigned long long)a->failures);
 	}
 	if (app->loglevel > AG_LOG_INFO)
 		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f forward_waits=%llu\n",
