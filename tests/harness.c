@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -133,9 +134,13 @@ spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
 	}
 	fflush(stdout);
 	fflush(stderr);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
+	/* A test that dies (or bails out) must not leave its broker and workers running. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(99);
 	char out[300], log[300], *argv[32];
 	snprintf(out, sizeof(out), "%s/%s.out", h_tmp, name);
 	snprintf(log, sizeof(log), "%s/%s.log", h_tmp, name);
