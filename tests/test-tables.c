@@ -213,11 +213,26 @@ setup_w(struct ag_app *app)
 	return 0;
 }
 
-/* The broker creates the topics of both apps. */
+/* App "tc": a table on a 3-partition topic whose changelog exists with 2 (setup_broker). */
+static int
+setup_c(struct ag_app *app)
+{
+	struct ag_topic *in;
+	struct ag_agent *a;
+	TRY(ag_app_set_id(app, "tc"));
+	TRY(topic_decl(app, "c-in", 3, &in));
+	TRY(ag_app_table(app, "t", in, NULL, &xcount));
+	TRY(ag_app_agent(app, "C", in, agent_x, NULL, &a));
+	return 0;
+}
+
+/* The broker creates the topics of the apps (and a changelog with the wrong count). */
 static int
 setup_broker(struct ag_app *app)
 {
 	TRY(setup_w(app));
+	TRY(topic_decl(app, "c-in", 3, NULL));
+	TRY(topic_decl(app, "tc-t-changelog", 2, NULL));
 	TRY(topic_decl(app, "x-in", X_PARTS, NULL));
 	TRY(topic_decl(app, "x-out", 1, NULL));
 	TRY(topic_decl(app, "tx-xcount-changelog", X_PARTS, NULL));
@@ -658,6 +673,26 @@ test_windows(void)
 	check_log_clean("w3");
 }
 
+/* ---- 4. co-partitioning ---- */
+
+static void
+test_copartition(void)
+{
+	pid_t pid = start_worker("tc", setup_c, "tc");
+	int status = wait_exit(pid, 30000);
+	ok(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	   "4: a table whose changelog has another partition count than its source stops the "
+	   "worker at start-up (wait status %d)",
+	   status);
+	char log[300];
+	path_in(log, sizeof(log), "tc.log");
+	char *text = slurp(log);
+	static const char *const needles[] = {"table t is not co-partitioned", "c-in has 3",
+					      "tc-t-changelog exists with 2", NULL};
+	ok(text && find_line(text, needles), "4: the error names the table, topics and counts");
+	free(text);
+}
+
 int
 main(void)
 {
@@ -679,6 +714,7 @@ main(void)
 	snprintf(url, sizeof(url), "%s", u);
 	free(u);
 	bootstrap = url + strlen("mock://");
+	test_copartition();
 	uint64_t t0 = now_ms();
 	test_windows();
 	printf("# windows and TTL: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
