@@ -151,5 +151,24 @@ expect 1 "no table store at .*/tab/tables" "table after a reset" -- \
 	"$faustc" -A greeter table seen_count --datadir "$tmp/tab"
 expect 0 "no table store at .*/tab/tables yet" "tables after a reset" -- \
 	"$faustc" -A greeter tables --datadir "$tmp/tab"
+# The greeter's TTL option: a name not seen for 1 s is swept from the table.
+GREETER_SEEN_TTL=1 "$faustc" -A greeter worker --datadir "$tmp/ttl" --commit-interval 0.2 \
+	2>"$tmp/ttl.log" &
+ttlw=$!
+for _ in $(seq 100); do [ -s "$tmp/ttl/broker.addr" ] && break; sleep 0.1; done
+"$faustc" -A greeter send names Ann --key Ann --datadir "$tmp/ttl" >/dev/null 2>&1
+for _ in $(seq 100); do
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/ttl" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+expect 0 "^ +[0-9]+ Ann +[0-9]+ 1$" "GREETER_SEEN_TTL=1: Ann is counted" -- \
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/ttl"
+sleep 2.5
+expect 1 "has no key 'Ann'" "GREETER_SEEN_TTL=1: Ann is gone after 1 s without a visit" -- \
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/ttl"
+kill -TERM "$ttlw"
+wait "$ttlw"
+expect 1 "GREETER_SEEN_TTL wants seconds > 0" "a bad GREETER_SEEN_TTL is refused" -- \
+	env GREETER_SEEN_TTL=soon "$faustc" -A greeter agents
 echo "1..$n"
 [ "$failed" -eq 0 ]
