@@ -1017,6 +1017,8 @@ restore_part(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp)
 	}
 	if (from >= hi) {
 		pt->clog_high = hi;
+		ag__log(w->app, AG_LOG_DEBUG, "table %s[%d] is current at changelog offset %lld",
+			t->name, (int)p, (long long)hi);
 		return 0;
 	}
 	pt->restoring = 1;
