@@ -59,6 +59,112 @@ body(struct ag_stream *s, void *userdata)
 	return 0;
 }
 
+static int
+keep(struct ag_event *ev, void *userdata)
+{
+	return 1;
+}
+
+static int
+key_of(struct ag_event *ev, struct ag_bytes *key, void *userdata)
+{
+	return 0;
+}
+
+struct addr {
+	struct ag_str city;
+	uint64_t ag_present;
+};
+AG_RECORD(addr_type, addr, AG_FIELD(addr, city, AG_FIELD_STRING, 0));
+struct person {
+	struct ag_str name;
+	struct addr home;
+	struct ag_list tags;
+	uint64_t ag_present;
+};
+AG_RECORD(person_type, person, AG_FIELD(person, name, AG_FIELD_STRING, 0),
+	  AG_FIELD_REC(person, home, addr_type, 0),
+	  AG_FIELD(person, tags, AG_FIELD_LIST_STRING, AG_FIELD_OPTIONAL));
+
+/* Operators: declaration rules, the topics they make, the pipeline's segments. */
+static void
+test_operators(void)
+{
+	struct ag_app *app;
+	struct ag_topic *src, *plain, *rep, *rep2, *mid;
+	struct ag_agent *a, *b, *c;
+	ag_app_new(&app);
+	struct ag_topic_opts po = {
+		.partitions = 6, .value_codec = AG_CODEC_JSON, .value_type = &person_type};
+	ag_app_topic(app, "people", &po, &src);
+	ag_app_topic(app, "plain", NULL, &plain);
+	ag_app_topic(app, "mid", &(struct ag_topic_opts){.partitions = 3}, &mid);
+	ag_app_agent(app, "a", src, body, NULL, &a);
+	ok_int_eq(ag_agent_group_by_field(a, "name", 0, &rep), -EINVAL,
+		  "group_by before the app has an id: -EINVAL");
+	ag_app_set_id(app, "ops");
+	ok_int_eq(ag_agent_filter(a, NULL, NULL), -EINVAL, "a filter needs a function");
+	ok_int_eq(ag_agent_filter(a, keep, NULL), 0, "filter");
+	ok_int_eq(ag_agent_group_by_field(a, "nope", 0, NULL), -EINVAL,
+		  "group_by an unknown field");
+	ok_int_eq(ag_agent_group_by_field(a, "tags", 0, NULL), -EINVAL, "group_by a list field");
+	ok_int_eq(ag_agent_group_by_field(a, "home", 0, NULL), -EINVAL, "group_by a record field");
+	ok_int_eq(ag_agent_group_by_field(a, "home.city", 0, &rep), 0, "group_by a nested field");
+	ok(rep && strcmp(ag_topic_name(rep), "ops-a-home.city-repartition") == 0 &&
+		   ag_topic_partitions(rep) == 6 && rep->value_type == &person_type &&
+		   rep->internal,
+	   "the repartition topic: <app_id>-<agent>-<name>-repartition, the source's partitions "
+	   "and record type");
+	ok_int_eq(ag_agent_group_by_field(a, "home.city", 0, NULL), -EEXIST,
+		  "the same group_by twice: -EEXIST");
+	ok_int_eq(ag_agent_group_by(a, "by key", key_of, NULL, 0, NULL), -EINVAL,
+		  "a group_by name must be a valid topic name part");
+	ok_int_eq(ag_agent_group_by(a, "k", key_of, NULL, 2, &rep2), 0, "group_by a key function");
+	ok(ag_topic_partitions(rep2) == 2, "group_by with a partition count");
+	ok_int_eq(ag_agent_through(a, src), -EEXIST, "through a topic an agent reads: -EEXIST");
+	ok_int_eq(ag_agent_through(a, mid), 0, "through");
+	ok_int_eq(ag_agent_echo(a, plain), 0, "echo");
+	ok_int_eq(ag_agent_concurrency(a, 0), -EINVAL, "concurrency 0");
+	ok_int_eq(ag_agent_concurrency(a, 1025), -EINVAL, "concurrency 1025");
+	ok_int_eq(ag__app_finalize(app), 0, "finalize");
+	ok(a->nsegs == 4 && a->segs[0].input == src && a->segs[1].input == rep &&
+		   a->segs[2].input == rep2 && a->segs[3].input == mid && !a->segs[3].boundary &&
+		   a->segs[3].first == 4 && a->segs[3].end == 5,
+	   "the pipeline is cut at group_by, group_by, through: four segments");
+	ok(rep->agent == a && rep->seg == &a->segs[1], "a repartition topic feeds its agent");
+	ok(app->reply_topic && strcmp(ag_topic_name(app->reply_topic), "ops-__reply") == 0,
+	   "apps with agents get the reply topic for asks");
+	ag_app_free(app);
+
+	ag_app_new(&app);
+	ag_app_set_id(app, "conc");
+	ag_app_topic(app, "in", NULL, &src);
+	ag_app_agent(app, "b", src, body, NULL, &b);
+	ag_agent_group_by(b, "k", key_of, NULL, 0, NULL);
+	ag_agent_concurrency(b, 4);
+	ok_int_eq(ag__app_finalize(app), AG_ECONFIG, "concurrency with group_by is refused");
+	ag_app_free(app);
+
+	ag_app_new(&app);
+	ag_app_set_id(app, "conc2");
+	ag_app_topic(app, "in", NULL, &src);
+	ag_app_agent(app, "c", src, body, NULL, &c);
+	ag_agent_concurrency(c, 4);
+	ag_app_table(app, "t", src, NULL, NULL);
+	ok_int_eq(ag__app_finalize(app), AG_ECONFIG,
+		  "concurrency on a stream a table follows is refused");
+	ag_app_free(app);
+
+	ag_app_new(&app);
+	ag_app_set_id(app, "conc3");
+	ag_app_topic(app, "in", NULL, &src);
+	ag_app_agent(app, "c", src, body, NULL, &c);
+	ag_agent_filter(c, keep, NULL);
+	ok_int_eq(ag_agent_concurrency(c, 8), 0, "concurrency on a stateless agent");
+	ok_int_eq(ag__app_finalize(app), 0, "is accepted");
+	ag_app_free(app);
+}
+
 int
 main(void)
 {
@@ -200,5 +306,6 @@ main(void)
 	   "a leader timer adds the one-partition topic <app_id>-__leader");
 	ag_app_free(app);
 	ag_app_free(NULL);
+	test_operators();
 	return tap_done();
 }

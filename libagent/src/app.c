@@ -69,9 +69,14 @@ ag_app_free(struct ag_app *app)
 	for (size_t i = 0; i < app->ntopics; i++)
 		topic_free(app->topics[i]);
 	for (size_t i = 0; i < app->nagents; i++) {
-		free(app->agents[i]->name);
-		free(app->agents[i]->sinks);
-		free(app->agents[i]);
+		struct ag_agent *a = app->agents[i];
+		for (size_t k = 0; k < a->nstages; k++)
+			free(a->stages[k].field);
+		free(a->stages);
+		free(a->segs);
+		free(a->name);
+		free(a->sinks);
+		free(a);
 	}
 	for (size_t i = 0; i < app->ntables; i++) {
 		free(app->tables[i]->name);
@@ -436,6 +441,7 @@ ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_a
 	}
 	a->app = app;
 	a->source = source;
+	a->concurrency = 1;
 	a->fn = fn;
 	a->userdata = userdata;
 	if (push(&app->agents, &app->nagents, a) < 0) {
@@ -539,6 +545,172 @@ ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata)
 				       .kind = AG__SINK_CALLBACK, .fn = fn, .userdata = userdata});
 }
 
+static int
+add_stage(struct ag_agent *agent, const struct ag__stage *stage)
+{
+	struct ag__stage *grown = realloc(agent->stages, (agent->nstages + 1) * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	grown[agent->nstages++] = *stage;
+	agent->stages = grown;
+	return 0;
+}
+
+AG_EXPORT int
+ag_agent_filter(struct ag_agent *agent, ag_filter_fn fn, void *userdata)
+{
+	if (!fn)
+		return -EINVAL;
+	return add_stage(
+		agent,
+		&(struct ag__stage){.kind = AG__STAGE_FILTER, .filter = fn, .userdata = userdata});
+}
+
+AG_EXPORT int
+ag_agent_processor(struct ag_agent *agent, ag_processor_fn fn, void *userdata)
+{
+	if (!fn)
+		return -EINVAL;
+	return add_stage(agent, &(struct ag__stage){.kind = AG__STAGE_PROCESSOR,
+						    .processor = fn,
+						    .userdata = userdata});
+}
+
+AG_EXPORT int
+ag_agent_echo(struct ag_agent *agent, struct ag_topic *topic)
+{
+	if (!topic || topic->app != agent->app)
+		return -EINVAL;
+	return add_stage(agent, &(struct ag__stage){.kind = AG__STAGE_ECHO, .topic = topic});
+}
+
+static int agent_own_topic(struct ag_app *app, struct ag_agent *a);
+
+/* Whether path (a.b.c) names a scalar field of type: what a message key can be made of. */
+static int
+scalar_path(const struct ag_record_type *type, const char *path)
+{
+	while (type) {
+		const char *dot = strchr(path, '.');
+		size_t n = dot ? (size_t)(dot - path) : strlen(path);
+		const struct ag_field *f = NULL;
+		for (size_t i = 0; i < type->nfields && !f; i++) {
+			if (strncmp(type->fields[i].name, path, n) == 0 &&
+			    type->fields[i].name[n] == '\0')
+				f = &type->fields[i];
+		}
+		if (!f)
+			return 0;
+		if (!dot)
+			return f->type >= AG_FIELD_STRING && f->type <= AG_FIELD_BOOL;
+		type = f->type == AG_FIELD_RECORD ? f->record : NULL;
+		path = dot + 1;
+	}
+	return 0;
+}
+
+/* The topic the stream reads at the end of agent's pipeline so far. */
+static struct ag_topic *
+stream_topic(struct ag_agent *agent)
+{
+	for (size_t i = agent->nstages; i-- > 0;) {
+		enum ag__stage_kind k = agent->stages[i].kind;
+		if (k == AG__STAGE_GROUP_BY || k == AG__STAGE_THROUGH)
+			return agent->stages[i].topic;
+	}
+	return agent->source;
+}
+
+static int
+add_boundary(struct ag_agent *agent, struct ag__stage *stage, struct ag_topic *topic)
+{
+	stage->topic = topic;
+	int rc = add_stage(agent, stage);
+	if (rc < 0)
+		return rc;
+	topic->agent = agent;
+	return 0;
+}
+
+static int
+group_by(struct ag_agent *agent, const char *name, ag_key_fn fn, const char *field, void *userdata,
+	 int partitions, struct ag_topic **out)
+{
+	struct ag_app *app = agent->app;
+	if (!valid_name(name) || !app->id || partitions < 0 || partitions > 100000)
+		return -EINVAL;
+	int rc = agent_own_topic(app, agent);
+	if (rc < 0)
+		return rc;
+	struct ag_topic *from = stream_topic(agent);
+	if (field && !scalar_path(from->value_type, field))
+		return -EINVAL;
+	char suffix[300];
+	if ((size_t)snprintf(suffix, sizeof(suffix), "%s-%s", agent->name, name) >= sizeof(suffix))
+		return -EINVAL;
+	char full[600];
+	snprintf(full, sizeof(full), "%s-%s-repartition", app->id, suffix);
+	if (ag_app_find_topic(app, full))
+		return -EEXIST;
+	struct ag_topic_opts o = {
+		.partitions = partitions ? partitions : from->partitions,
+		.key_codec = AG_CODEC_RAW,
+		.value_codec = from->value_codec,
+		.value_type = from->value_type,
+		.internal = 1,
+	};
+	struct ag_topic *t;
+	if ((rc = ag_app_topic(app, full, &o, &t)) < 0)
+		return rc;
+	struct ag__stage st = {.kind = AG__STAGE_GROUP_BY, .key_fn = fn, .userdata = userdata};
+	if (field && !(st.field = strdup(field)))
+		return -ENOMEM;
+	if ((rc = add_boundary(agent, &st, t)) < 0) {
+		free(st.field);
+		return rc;
+	}
+	if (out)
+		*out = t;
+	return 0;
+}
+
+AG_EXPORT int
+ag_agent_group_by(struct ag_agent *agent, const char *name, ag_key_fn fn, void *userdata,
+		  int partitions, struct ag_topic **out)
+{
+	if (!fn)
+		return -EINVAL;
+	return group_by(agent, name, fn, NULL, userdata, partitions, out);
+}
+
+AG_EXPORT int
+ag_agent_group_by_field(struct ag_agent *agent, const char *field, int partitions,
+			struct ag_topic **out)
+{
+	if (!field)
+		return -EINVAL;
+	return group_by(agent, field, NULL, field, NULL, partitions, out);
+}
+
+AG_EXPORT int
+ag_agent_through(struct ag_agent *agent, struct ag_topic *topic)
+{
+	if (!topic || topic->app != agent->app || topic == stream_topic(agent))
+		return -EINVAL;
+	if (topic->agent)
+		return -EEXIST;
+	return add_boundary(agent, &(struct ag__stage){.kind = AG__STAGE_THROUGH}, topic);
+}
+
+AG_EXPORT int
+ag_agent_concurrency(struct ag_agent *agent, int n)
+{
+	if (n < 1 || n > 1024)
+		return -EINVAL;
+	agent->concurrency = n;
+	return 0;
+}
+
 AG_EXPORT int
 ag_app_table(struct ag_app *app, const char *name, struct ag_topic *source,
 	     const struct ag_table_opts *opts, struct ag_table **out)
@@ -593,6 +765,89 @@ internal_topic(struct ag_app *app, const char *suffix_a, const char *suffix_b, i
 	return rc;
 }
 
+/* An agent declared without a source gets its own topic <app_id>-<agent>. */
+static int
+agent_own_topic(struct ag_app *app, struct ag_agent *a)
+{
+	if (a->source)
+		return 0;
+	if (!app->id)
+		return -EINVAL;
+	int rc = internal_topic(app, a->name, "", 8, &a->source);
+	if (rc < 0)
+		return rc == -EEXIST ? AG_ECONFIG : rc;
+	a->source->key_codec = AG_CODEC_STRING;
+	if (a->source->agent && a->source->agent != a) {
+		ag__log(app, AG_LOG_ERROR, "agent %s: its topic %s already feeds agent %s", a->name,
+			a->source->name, a->source->agent->name);
+		return AG_ECONFIG;
+	}
+	a->source->agent = a;
+	return 0;
+}
+
+/* Whether a table follows one of the topics the agent reads (it then keeps state). */
+static const struct ag_table *
+agent_table(const struct ag_app *app, const struct ag_agent *a)
+{
+	for (size_t i = 0; i < app->ntables; i++) {
+		for (size_t k = 0; k < a->nsegs; k++) {
+			if (app->tables[i]->source == a->segs[k].input)
+				return app->tables[i];
+		}
+	}
+	return NULL;
+}
+
+/* Cuts the agent's pipeline at its boundaries into segments, one per topic it reads. */
+static int
+build_segments(struct ag_app *app, struct ag_agent *a)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < a->nstages; i++)
+		n += a->stages[i].kind == AG__STAGE_GROUP_BY ||
+		     a->stages[i].kind == AG__STAGE_THROUGH;
+	if (!(a->segs = calloc(n, sizeof(*a->segs))))
+		return -ENOMEM;
+	a->nsegs = n;
+	struct ag_topic *input = a->source;
+	size_t first = 0, k = 0;
+	for (size_t i = 0; i <= a->nstages; i++) {
+		const struct ag__stage *st = i < a->nstages ? &a->stages[i] : NULL;
+		if (st && st->kind != AG__STAGE_GROUP_BY && st->kind != AG__STAGE_THROUGH)
+			continue;
+		struct ag__seg *seg = &a->segs[k++];
+		seg->agent = a;
+		seg->input = input;
+		seg->first = first;
+		seg->end = i;
+		seg->boundary = st;
+		input->agent = a;
+		input->seg = seg;
+		if (st)
+			input = st->topic;
+		first = i + 1;
+	}
+	if (a->concurrency > 1) {
+		const struct ag_table *t = agent_table(app, a);
+		if (a->nsegs > 1 || t) {
+			char why[300];
+			if (t)
+				snprintf(why, sizeof(why), "table %s follows its stream", t->name);
+			else
+				snprintf(why, sizeof(why), "it repartitions its stream");
+			ag__log(app, AG_LOG_ERROR,
+				"agent %s has concurrency %d, but %s: concurrent instances would "
+				"update one key's state out of order; use concurrency 1 (or move "
+				"the "
+				"state to an agent of its own)",
+				a->name, a->concurrency, why);
+			return AG_ECONFIG;
+		}
+	}
+	return 0;
+}
+
 int
 ag__app_finalize(struct ag_app *app)
 {
@@ -610,19 +865,20 @@ ag__app_finalize(struct ag_app *app)
 			return -ENOMEM;
 	}
 	for (size_t i = 0; i < app->nagents; i++) {
-		struct ag_agent *a = app->agents[i];
-		if (a->source)
-			continue;
-		int rc = internal_topic(app, a->name, "", 8, &a->source);
+		int rc = agent_own_topic(app, app->agents[i]);
+		if (rc < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < app->nagents; i++) {
+		int rc = build_segments(app, app->agents[i]);
+		if (rc < 0)
+			return rc;
+	}
+	if (app->nagents) {
+		/* Every worker reads one partition of it, for the answers to its asks. */
+		int rc = internal_topic(app, "__reply", "", 8, &app->reply_topic);
 		if (rc < 0)
 			return rc == -EEXIST ? AG_ECONFIG : rc;
-		a->source->key_codec = AG_CODEC_STRING;
-		if (a->source->agent && a->source->agent != a) {
-			ag__log(app, AG_LOG_ERROR, "agent %s: its topic %s already feeds agent %s",
-				a->name, a->source->name, a->source->agent->name);
-			return AG_ECONFIG;
-		}
-		a->source->agent = a;
 	}
 	for (size_t i = 0; i < app->nagents; i++) {
 		struct ag_agent *a = app->agents[i];

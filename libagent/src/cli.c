@@ -127,7 +127,7 @@ bad_usage(const char *cmd, const char *fmt, const char *arg)
 static void
 list_agents(const struct ag_app *app)
 {
-	printf("%-24s %-32s %s\n", "AGENT", "TOPIC", "SINKS");
+	printf("%-24s %-32s %-32s %s\n", "AGENT", "TOPIC", "SINKS", "OPERATORS");
 	for (size_t i = 0; i < app->nagents; i++) {
 		const struct ag_agent *a = app->agents[i];
 		char sinks[512] = "";
@@ -142,7 +142,25 @@ list_agents(const struct ag_app *app)
 					      : s->kind == AG__SINK_AGENT ? s->agent->name
 									  : "");
 		}
-		printf("%-24s %-32s %s\n", a->name, a->source->name, n ? sinks : "-");
+		char ops[512] = "";
+		size_t m = 0;
+		for (size_t j = 0; j < a->nstages && m < sizeof(ops) - 300; j++) {
+			const struct ag__stage *st = &a->stages[j];
+			static const char *const names[] = {
+				[AG__STAGE_FILTER] = "filter",
+				[AG__STAGE_PROCESSOR] = "processor",
+				[AG__STAGE_ECHO] = "echo:",
+				[AG__STAGE_GROUP_BY] = "group_by:",
+				[AG__STAGE_THROUGH] = "through:",
+			};
+			m += (size_t)snprintf(ops + m, sizeof(ops) - m, "%s%s%s", j ? ", " : "",
+					      names[st->kind], st->topic ? st->topic->name : "");
+		}
+		if (a->concurrency > 1 && m < sizeof(ops) - 40)
+			m += (size_t)snprintf(ops + m, sizeof(ops) - m, "%sconcurrency=%d",
+					      m ? ", " : "", a->concurrency);
+		printf("%-24s %-32s %-32s %s\n", a->name, a->source->name, n ? sinks : "-",
+		       m ? ops : "-");
 	}
 }
 

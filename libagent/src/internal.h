@@ -20,6 +20,7 @@
 
 struct ag__worker;
 struct ag__tpart;
+struct ag__flow;
 
 /* Reasons an event is bad input; counted per topic. */
 enum ag__bad {
@@ -49,9 +50,11 @@ struct ag_topic {
 	uint64_t bad_window_ns; /* start of the current log rate window */
 	uint32_t bad_window_logged;
 	struct ag_agent *agent; /* the agent it feeds, if any */
+	struct ag__seg *seg; /* the part of that agent's pipeline that reads it */
 	/* run time (worker) */
 	rd_kafka_topic_t *rkt; /* producer topic handle, created lazily */
 	struct ag__tpart *parts; /* consumer-side partition state, [partitions] */
+	struct ag__flow *flow; /* forwarded-to topics: how far ahead forwarders are (flow.c) */
 };
 
 enum ag__sink_kind {
@@ -70,6 +73,40 @@ struct ag__sink {
 
 struct ag__agent_rt;
 
+/* One operator of an agent's pipeline (ag_agent_filter, _group_by, ...). */
+enum ag__stage_kind {
+	AG__STAGE_FILTER,
+	AG__STAGE_PROCESSOR,
+	AG__STAGE_ECHO,
+	AG__STAGE_GROUP_BY, /* a boundary: re-keys into topic */
+	AG__STAGE_THROUGH, /* a boundary: forwards into topic */
+};
+
+struct ag__stage {
+	enum ag__stage_kind kind;
+	ag_filter_fn filter;
+	ag_processor_fn processor;
+	ag_key_fn key_fn; /* GROUP_BY by function */
+	char *field; /* GROUP_BY by record field (path) */
+	void *userdata;
+	struct ag_topic *topic; /* ECHO target; GROUP_BY/THROUGH: the topic read next */
+};
+
+/*
+ * A segment of a pipeline: the operators between two boundaries, run on the events of one
+ * topic. Every segment but the last ends in a boundary and is run by a forwarder coroutine;
+ * the last is what the agent body iterates, on `concurrency` coroutines.
+ */
+struct ag__seg {
+	struct ag_agent *agent;
+	struct ag_topic *input;
+	size_t first, end; /* stages [first, end) */
+	const struct ag__stage *boundary; /* stages[end], or NULL for the body's segment */
+	/* run time (worker) */
+	struct ag__agent_rt **rts;
+	size_t nrts;
+};
+
 struct ag_agent {
 	struct ag_app *app;
 	char *name;
@@ -80,7 +117,14 @@ struct ag_agent {
 	size_t nsinks;
 	enum ag_bad_input on_bad_input;
 	struct ag_topic *dead_letter; /* <app_id>-<agent>-dead-letter, with DEAD_LETTER */
-	struct ag__agent_rt *rt; /* run time (worker) */
+	struct ag__stage *stages; /* the pipeline, in declaration order */
+	size_t nstages;
+	struct ag__seg *segs; /* built by ag__app_finalize */
+	size_t nsegs;
+	int concurrency; /* body coroutines (default 1) */
+	uint64_t failures; /* events an operator or the body failed on */
+	uint64_t fail_window_ns; /* start of the current log rate window */
+	uint32_t fail_window_logged;
 };
 
 struct ag__table_rt;
@@ -143,6 +187,7 @@ struct ag_app {
 	struct ag__timer **timers;
 	size_t ntimers;
 	struct ag_topic *leader_topic; /* <id>-__leader, with AG_TIMER_LEADER timers */
+	struct ag_topic *reply_topic; /* <id>-__reply: answers to ag_agent_ask */
 	int finalized;
 	struct ag__worker *worker; /* run time, NULL outside `worker` */
 };
@@ -172,6 +217,9 @@ int ag__app_codec_validate(const struct ag_app *app, enum ag_codec codec, struct
 int ag__check_value(const struct ag_app *app, enum ag_codec codec,
 		    const struct ag_record_type *type, struct ag_bytes data, void *rec,
 		    struct ag_arena *arena, char *err, size_t errlen);
+
+/* n bytes (aligned) from an arena, valid until it is reset; NULL when out of memory. */
+void *ag__arena_alloc(struct ag_arena *arena, size_t n);
 
 /* The data dir (option, or ./<id>-data once finalized). Borrowed. */
 const char *ag__app_datadir(const struct ag_app *app);

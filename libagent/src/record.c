@@ -126,6 +126,12 @@ arena_alloc(struct ag_arena *a, size_t n)
 	return nb->data;
 }
 
+void *
+ag__arena_alloc(struct ag_arena *arena, size_t n)
+{
+	return arena_alloc(arena, n ? n : 1);
+}
+
 /* A NUL-terminated copy of s[0..len) in the arena. */
 static const char *
 arena_strdup(struct ag_arena *a, const char *s, size_t len)

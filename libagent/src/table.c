@@ -1154,6 +1154,11 @@ ag__tables_restore_poll(struct ag__worker *w)
 	cycle_ops_free(ts);
 	for (ssize_t i = 0; i < n; i++) {
 		rd_kafka_message_t *m = msgs[i];
+		if (m->rkt && w->app->reply_topic &&
+		    strcmp(rd_kafka_topic_name(m->rkt), w->app->reply_topic->name) == 0) {
+			ag__agents_reply(w, m);
+			continue;
+		}
 		struct ag_table *t =
 			m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : NULL;
 		struct ag__part *pt = t && t->rt ? &t->rt->parts[m->partition] : NULL;

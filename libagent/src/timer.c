@@ -157,6 +157,7 @@ ag__timers_free(struct ag__worker *w)
 		if (!tr)
 			continue;
 		ag__coro_free(tr->co.coro);
+		free(tr->co.reply);
 		free(tr);
 		w->app->timers[i]->rt = NULL;
 	}

@@ -206,10 +206,10 @@ static int
 intake_wanted(const struct ag__worker *w)
 {
 	int agents = 0;
-	for (size_t i = 0; i < w->app->nagents; i++) {
-		const struct ag__agent_rt *rt = w->app->agents[i]->rt;
-		const struct ag_topic *t = w->app->agents[i]->source;
-		if (!rt || rt->state == AG__AGENT_DONE || !t->parts)
+	for (size_t i = 0; i < w->nrts; i++) {
+		const struct ag__agent_rt *rt = w->rts[i];
+		const struct ag_topic *t = rt->seg->input;
+		if (rt->state == AG__AGENT_DONE || !t->parts)
 			continue;
 		agents++;
 		uint32_t buffered = 0;
@@ -244,6 +244,8 @@ close_handles(struct ag__worker *w)
 	uv_close((uv_handle_t *)&w->sigint, NULL);
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
 	ag__timers_close(w);
+	ag__agents_close(w);
+	ag__flow_close(w);
 }
 
 static void
@@ -338,35 +340,47 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else {
 		ag__tables_delivered(w, m);
 	}
+	ag__flow_delivered(m);
 	ag__acks_ack(&w->delivered, (int64_t)seq);
 	w->last_delivery_ns = ag__now_ns();
 }
 
+/* The producer's handle of a topic; its opaque leads delivery reports back to the topic. */
+static rd_kafka_topic_t *
+producer_rkt(struct ag__worker *w, struct ag_topic *t)
+{
+	rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+	rd_kafka_topic_conf_set_opaque(tc, t);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(w->producer, t->name, tc);
+	if (!rkt)
+		rd_kafka_topic_conf_destroy(tc);
+	return rkt;
+}
+
 int
 ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
-		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs)
+		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs,
+		 int64_t timestamp)
 {
 	if (w->closing)
 		return AG_ESTOPPED;
-	if (!topic->rkt) {
-		topic->rkt = rd_kafka_topic_new(w->producer, topic->name, NULL);
-		if (!topic->rkt)
-			return ag__kafka_err(rd_kafka_last_error());
-	}
-	if (partition < 0)
-		partition = key && key->ptr
-				    ? ag__murmur2_partition(key->ptr, key->len, topic->partitions)
-				    : RD_KAFKA_PARTITION_UA;
+	if (!topic->rkt && !(topic->rkt = producer_rkt(w, topic)))
+		return ag__kafka_err(rd_kafka_last_error());
+	if (partition < 0 && key && key->ptr)
+		partition = ag__murmur2_partition(key->ptr, key->len, topic->partitions);
+	else if (partition < 0)
+		partition = topic->flow ? (int32_t)(w->next_seq % (uint64_t)topic->partitions)
+					: RD_KAFKA_PARTITION_UA;
 	uint64_t seq = w->next_seq;
 	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	if (!hdrs) {
+	if (!hdrs && timestamp <= 0) {
 		if (rd_kafka_produce(topic->rkt, partition, RD_KAFKA_MSG_F_COPY,
 				     value ? (void *)value->ptr : NULL, value ? value->len : 0,
 				     key ? key->ptr : NULL, key ? key->len : 0,
 				     (void *)(uintptr_t)seq) == -1)
 			err = rd_kafka_last_error();
 	} else {
-		rd_kafka_vu_t vu[7] = {
+		rd_kafka_vu_t vu[8] = {
 			{.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = topic->rkt},
 			{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
 			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
@@ -375,9 +389,12 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 			{.vtype = RD_KAFKA_VTYPE_KEY,
 			 .u.mem = {key ? (void *)key->ptr : NULL, key ? key->len : 0}},
 			{.vtype = RD_KAFKA_VTYPE_OPAQUE, .u.ptr = (void *)(uintptr_t)seq},
+			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = timestamp > 0 ? timestamp : 0},
 			{.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hdrs},
 		};
-		rd_kafka_error_t *e = rd_kafka_produceva(w->producer, vu, AG__ARRAY_SIZE(vu));
+		/* Without headers the last entry is left out. */
+		size_t nvu = hdrs ? AG__ARRAY_SIZE(vu) : AG__ARRAY_SIZE(vu) - 1;
+		rd_kafka_error_t *e = rd_kafka_produceva(w->producer, vu, nvu);
 		if (e) {
 			err = rd_kafka_error_code(e);
 			rd_kafka_error_destroy(e);
@@ -393,6 +410,7 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 		return ag__kafka_err(err);
 	}
 	ag__acks_add(&w->delivered, (int64_t)seq);
+	ag__flow_produced(topic, partition, (key ? key->len : 0) + (value ? value->len : 0));
 	w->next_seq++;
 	w->sent++;
 	return 0;
@@ -402,7 +420,7 @@ int
 ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 	    const struct ag_bytes *key, const struct ag_bytes *value)
 {
-	return ag__produce_hdrs(w, topic, partition, key, value, NULL);
+	return ag__produce_hdrs(w, topic, partition, key, value, NULL, 0);
 }
 
 /* ---- commit cycle ---- */
@@ -512,6 +530,14 @@ on_commit_timer(uv_timer_t *h)
 	if (w->intake_blocked)
 		consumer_intake(w);
 	if (!w->stopping)
+		cycle_start(w);
+	ag__flow_tick(w);
+}
+
+void
+ag__worker_commit_soon(struct ag__worker *w)
+{
+	if (!w->stopping && !w->cycle_active)
 		cycle_start(w);
 }
 
@@ -684,6 +710,8 @@ ag_app_stop(struct ag_app *app)
 	w->stopping = 1;
 	w->stop_ns = ag__now_ns();
 	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
+	ag__agents_wake_all(w, AG__AGENT_WAIT_CLOCK);
+	ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
 	ag__timers_stop(w);
 	ag__worker_kick(w);
 }
@@ -718,7 +746,7 @@ producer_topics(struct ag__worker *w)
 {
 	for (size_t i = 0; i < w->app->ntopics; i++) {
 		struct ag_topic *t = w->app->topics[i];
-		if (!t->rkt && !(t->rkt = rd_kafka_topic_new(w->producer, t->name, NULL)))
+		if (!t->rkt && !(t->rkt = producer_rkt(w, t)))
 			return ag__kafka_err(rd_kafka_last_error());
 	}
 	return 0;
@@ -761,9 +789,12 @@ static int
 subscribe(struct ag__worker *w)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
-	for (size_t i = 0; i < w->app->nagents; i++)
-		rd_kafka_topic_partition_list_add(l, w->app->agents[i]->source->name,
-						  RD_KAFKA_PARTITION_UA);
+	for (size_t i = 0; i < w->app->nagents; i++) {
+		const struct ag_agent *a = w->app->agents[i];
+		for (size_t k = 0; k < a->nsegs; k++)
+			rd_kafka_topic_partition_list_add(l, a->segs[k].input->name,
+							  RD_KAFKA_PARTITION_UA);
+	}
 	if (w->app->leader_topic)
 		rd_kafka_topic_partition_list_add(l, w->app->leader_topic->name,
 						  RD_KAFKA_PARTITION_UA);
@@ -925,8 +956,10 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = ag__app_finalize(app)) < 0)
 		goto out_free;
 	for (size_t i = 0; i < app->nagents; i++) {
-		if ((rc = topic_parts_init(app->agents[i]->source)) < 0)
-			goto out_free;
+		for (size_t k = 0; k < app->agents[i]->nsegs; k++) {
+			if ((rc = topic_parts_init(app->agents[i]->segs[k].input)) < 0)
+				goto out_free;
+		}
 	}
 	const char *datadir = ag__app_datadir(app);
 	if ((rc = mkdir_p(datadir)) < 0) {
@@ -962,11 +995,11 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = uv_loop_init(&w->loop)) < 0)
 		goto out_broker;
 	app->worker = w;
-	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0)
+	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0 || (rc = ag__flow_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
-	    (rc = ag__agents_start(w)) < 0 || (rc = subscribe(w)) < 0 ||
-	    (rc = ag__timers_start(w)) < 0) {
+	    (rc = ag__agents_start(w)) < 0 || (rc = ag__agents_replies_open(w)) < 0 ||
+	    (rc = subscribe(w)) < 0 || (rc = ag__timers_start(w)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));
 		ag_app_stop(app);
 		w->exit_status = 1;
@@ -986,9 +1019,10 @@ ag__worker_run(struct ag_app *app)
 				 ? (double)(w->last_delivery_ns - w->first_event_ns) / 1e9
 				 : 0.0;
 	ag__log(app, AG_LOG_INFO,
-		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu",
+		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
+		"forward_waits=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
-		(unsigned long long)w->failed_deliveries);
+		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		char line[256];
@@ -1002,9 +1036,16 @@ ag__worker_run(struct ag_app *app)
 		if (n)
 			ag__log(app, AG_LOG_WARN, "bad input on %s:%s", t->name, line);
 	}
+	for (size_t i = 0; i < app->nagents; i++) {
+		const struct ag_agent *a = app->agents[i];
+		if (a->failures)
+			ag__log(app, AG_LOG_WARN, "agent %s failed on %llu events (skipped)",
+				a->name, (unsigned long long)a->failures);
+	}
 	if (app->loglevel > AG_LOG_INFO)
-		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f\n",
-			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed);
+		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f forward_waits=%llu\n",
+			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
+			(unsigned long long)w->flow_waits);
 out_loop:
 	if (w->handles_open) {
 		close_handles(w);
@@ -1012,6 +1053,7 @@ out_loop:
 	}
 	ag__agents_free(w);
 	ag__timers_free(w);
+	ag__flow_free(w);
 	ag__tables_close(w);
 	clients_close(w);
 	for (size_t i = 0; i < app->ntopics; i++)

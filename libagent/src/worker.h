@@ -51,17 +51,24 @@ enum ag__agent_state {
 	AG__AGENT_WAIT_SEND,
 	AG__AGENT_RUNNABLE,
 	AG__AGENT_WAIT_TIMER, /* a timer's coroutine between calls */
+	AG__AGENT_WAIT_CLOCK, /* ag_sleep, or an ask's timeout */
+	AG__AGENT_WAIT_FLOW, /* a forwarder ahead of the consumers of its topic */
 	AG__AGENT_DONE,
 };
 
 struct ag_event {
 	rd_kafka_message_t *msg;
 	struct ag__tpart *tp;
+	struct ag__agent_rt *rt; /* the coroutine holding it */
 	int acked;
+	int replied; /* an answer to its ask went out */
 	json_t *json;
 	int json_tried;
 	void *rec; /* decoded value record, or NULL */
 	void *key_rec; /* decoded key record, or NULL */
+	void *rec_mem, *key_rec_mem; /* this slot's record buffers (sized by the topic's types) */
+	struct ag_bytes value; /* set by ag_event_set_value (in the arena) */
+	int value_set;
 };
 
 struct ag_stream {
@@ -69,24 +76,33 @@ struct ag_stream {
 };
 
 /*
- * The coroutine of an agent, or of a timer (agent NULL, timer set): both are scheduled on
- * the same run queue and park the same way while the producer queue is full.
+ * The coroutine of an agent's body or forwarder (seg set), or of a timer (timer set): all
+ * are scheduled on the same run queue and park the same way while the producer queue is
+ * full.
  */
 struct ag__agent_rt {
 	struct ag_agent *agent;
+	struct ag__seg *seg; /* the part of the pipeline it runs */
 	struct ag__timer_rt *timer;
 	struct ag__worker *w;
 	struct ag__coro *coro;
 	struct ag_stream stream;
-	struct ag_event ev; /* current event (ev.msg NULL: none) */
+	struct ag_event *evs; /* events in hand: evs[0..nevs) */
+	struct ag_event **ptrs; /* &evs[i], what ag_stream_take hands out */
+	size_t nevs, cap;
+	struct ag_event *cur; /* the focused event, or NULL */
 	enum ag__agent_state state;
 	int queued; /* on the run queue */
 	struct ag__agent_rt *next; /* run queue link */
 	uint32_t rr; /* next partition to look at */
-	struct ag_arena *arena; /* the current event's decoded strings and lists */
-	void *rec_buf, *key_rec_buf; /* the current event's records */
+	struct ag_arena *arena; /* the events' decoded strings and lists */
 	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
+	uv_timer_t clock; /* wakes it from ag_sleep, an ask or a take's `within` */
+	int clock_open, clock_fired;
+	struct ag__ask *ask; /* the ask it waits for */
+	void *reply; /* the last answer (malloc) */
+	size_t reply_len;
 };
 
 /* A timer at run time: its coroutine and the libuv timer that makes it due. */
@@ -148,6 +164,22 @@ struct ag__worker {
 	uint64_t stop_ns;
 	int leader; /* assigned partition 0 of the app's leader topic */
 
+	/* every agent coroutine (forwarders and bodies), for the loop's sweeps */
+	struct ag__agent_rt **rts;
+	size_t nrts;
+
+	/* flow.c: forwarders wait while too far ahead of their topics' consumers */
+	rd_kafka_queue_t *aq; /* answers to committed-offset requests */
+	uv_timer_t flow_timer;
+	int flow_timer_open, flow_asking, flow_waiters;
+	uint64_t flow_budget, flow_asked_ns, flow_waits;
+
+	/* ag_agent_ask: requests waiting for answers on reply_partition of the reply topic */
+	struct ag__ask *asks;
+	char worker_id[20];
+	uint64_t next_ask;
+	int32_t reply_partition;
+
 	/* stats */
 	uint64_t events, sent, failed_deliveries;
 	uint64_t first_event_ns, last_delivery_ns;
@@ -159,6 +191,12 @@ int ag__worker_run(struct ag_app *app);
 /* agent.c */
 int ag__agents_start(struct ag__worker *w);
 void ag__agents_free(struct ag__worker *w);
+/* Closes the agents' libuv handles (with the worker's other handles). */
+void ag__agents_close(struct ag__worker *w);
+/* A message of the reply topic (from the restore consumer): hands answers to asks. */
+void ag__agents_reply(struct ag__worker *w, const rd_kafka_message_t *m);
+/* Starts reading this worker's partition of the reply topic (from its end). */
+int ag__agents_replies_open(struct ag__worker *w);
 void ag__agent_wake(struct ag__worker *w, struct ag__agent_rt *rt);
 void ag__agents_run(struct ag__worker *w);
 void ag__agents_wake_all(struct ag__worker *w, enum ag__agent_state from);
@@ -197,10 +235,32 @@ int32_t ag__murmur2_partition(const void *key, size_t len, int32_t partitions);
 int ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		const struct ag_bytes *key, const struct ag_bytes *value);
 void ag__worker_kick(struct ag__worker *w);
-/* As ag__produce with headers (taken over on success; NULL: none). */
+/*
+ * As ag__produce with headers (taken over on success; NULL: none) and a timestamp (ms since
+ * the epoch; 0: now).
+ */
 int ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		     const struct ag_bytes *key, const struct ag_bytes *value,
-		     rd_kafka_headers_t *hdrs);
+		     rd_kafka_headers_t *hdrs, int64_t timestamp);
+
+/* flow.c */
+/* Sets up flow control for the topics forwarders write to (after the clients). */
+int ag__flow_open(struct ag__worker *w);
+void ag__flow_close(struct ag__worker *w);
+void ag__flow_free(struct ag__worker *w);
+/* A message of `bytes` was produced to t's partition (>= 0). */
+void ag__flow_produced(struct ag_topic *t, int32_t partition, size_t bytes);
+/* The producer's delivery report of a message. */
+void ag__flow_delivered(const rd_kafka_message_t *m);
+/*
+ * From a forwarder's coroutine: waits while partition of t is too far ahead of its
+ * consumers. Returns 0, AG_ESTOPPED.
+ */
+int ag__flow_wait(struct ag__agent_rt *rt, struct ag_topic *t, int32_t partition);
+/* The commit timer's tick. */
+void ag__flow_tick(struct ag__worker *w);
+/* worker.c: starts a commit cycle now unless one runs (or the worker stops). */
+void ag__worker_commit_soon(struct ag__worker *w);
 
 /* table.c */
 int ag__tables_open(struct ag__worker *w);

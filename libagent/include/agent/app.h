@@ -181,6 +181,92 @@ typedef int (*ag_sink_fn)(struct ag_agent *agent, const struct ag_bytes *key,
 int ag_agent_sink_callback(struct ag_agent *agent, ag_sink_fn fn, void *userdata);
 
 /*
+ * Operators: an agent's pipeline. Each operator added to an agent applies, in the order
+ * they are added, to the events of its source before the body's ag_stream_next (or
+ * ag_stream_take) hands them out, as Faust's chained stream methods do:
+ *     async for w in stream.filter(big).group_by(Withdrawal.country, name='country'):
+ * is, in setup:
+ *     ag_agent_filter(agent, big, NULL);
+ *     ag_agent_group_by_field(agent, "country", 0, &by_country);
+ * Operators are declared in setup, after ag_app_set_id, so that every internal topic is
+ * known (and created) before the worker subscribes. They run on the agent's coroutines, so
+ * they may call ag_send; a negative return from an operator function is a failure of that
+ * event: it is logged with topic/partition/offset/key, counted, acked and skipped.
+ *
+ * group_by and through are boundaries: the events so far are forwarded into a topic (each
+ * with its timestamp and headers), acked once the forward is sent, and the operators after
+ * the boundary, and the body, run on that topic's stream. A worker forwards the source
+ * partitions it is assigned and iterates the boundary topic's partitions it is assigned:
+ * after group_by, every event of one key reaches the same worker, in order.
+ */
+struct ag_event;
+
+/*
+ * Keeps the events for which fn returns 1; an event fn returns 0 for is acked at once and
+ * never seen by the body. Faust's stream.filter(fn). Returns 0, -EINVAL, -ENOMEM.
+ */
+typedef int (*ag_filter_fn)(struct ag_event *ev, void *userdata);
+int ag_agent_filter(struct ag_agent *agent, ag_filter_fn fn, void *userdata);
+
+/*
+ * Calls fn on every event; fn may replace the value with ag_event_set_value (on a topic
+ * with a record type the new value is decoded again). Returns 0 or a failure.
+ * Faust's processors=[fn]. Returns 0, -EINVAL, -ENOMEM.
+ */
+typedef int (*ag_processor_fn)(struct ag_event *ev, void *userdata);
+int ag_agent_processor(struct ag_agent *agent, ag_processor_fn fn, void *userdata);
+
+/*
+ * A key function: sets *key to the new key of ev; the bytes are borrowed until the function
+ * is called again (point into the event, into userdata or into static storage).
+ * Returns 0 or a failure.
+ */
+typedef int (*ag_key_fn)(struct ag_event *ev, struct ag_bytes *key, void *userdata);
+
+/*
+ * Re-keys the stream by fn through the repartition topic
+ * `<app_id>-<agent>-<name>-repartition` (value codec and record type of the stream, raw
+ * keys), with `partitions` partitions (0: as many as the stream's topic). Faust's
+ * stream.group_by(fn, name=name). *out (optional, borrowed) is that topic: declare the
+ * tables the body updates on it. Returns 0, -EINVAL (bad name, no app id yet), -EEXIST
+ * (name taken), -ENOMEM.
+ */
+int ag_agent_group_by(struct ag_agent *agent, const char *name, ag_key_fn fn, void *userdata,
+		      int partitions, struct ag_topic **out);
+
+/*
+ * Re-keys by a field of the stream's record type (ag_record_field_key renders it: strings
+ * as they are, numbers in decimal); the name is the field path. Faust's
+ * stream.group_by(Withdrawal.country). An event whose field is missing fails.
+ * Returns as ag_agent_group_by; -EINVAL also when the stream has no record type or no such
+ * scalar field.
+ */
+int ag_agent_group_by_field(struct ag_agent *agent, const char *field, int partitions,
+			    struct ag_topic **out);
+
+/*
+ * Forwards every event (key kept) to `topic` and iterates that topic's stream from then
+ * on. Faust's stream.through(topic). The topic must not feed another agent.
+ * Returns 0, -EINVAL, -EEXIST (topic already read), -ENOMEM.
+ */
+int ag_agent_through(struct ag_agent *agent, struct ag_topic *topic);
+
+/*
+ * Copies every event (key, value, timestamp, headers) to `topic` and goes on with the same
+ * stream. Faust's stream.echo(topic); call once per topic. Returns 0, -EINVAL, -ENOMEM.
+ */
+int ag_agent_echo(struct ag_agent *agent, struct ag_topic *topic);
+
+/*
+ * Runs n (1..1024) coroutines of the body on the stream, Faust's concurrency=n: events of
+ * one partition are handed out in order, but finish in any order; the offset committed is
+ * still never past an event that is not finished. Refused at worker start-up (with a
+ * message) for agents with group_by or through, and for agents whose topics tables follow:
+ * per-key state needs one event per key at a time. Returns 0, -EINVAL.
+ */
+int ag_agent_concurrency(struct ag_agent *agent, int n);
+
+/*
  * Timers and tasks: C functions the worker calls on its loop, every interval or once, each
  * on a coroutine of its own, so a function may ag_send() (and park while the producer
  * queue is full) without holding agents up. What it sends is covered by commits like an

@@ -1,0 +1,86 @@
+/*
+ * The stateful benchmark pipe: the workload of bench/load, re-keyed by country through a
+ * repartition topic (group_by) and summed per country in a table (LMDB and changelog on):
+ * Faust's withdrawals example, the amount per country.
+ *
+ * With BENCH_EVENTS=N the body asks the worker to stop after N events (every event reaches
+ * the body once, through the repartition topic); bench/stateful.sh reads the stats line.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <agent/agent.h>
+
+struct group {
+	struct ag_table *totals;
+	long stop_after;
+	long events;
+};
+
+static struct group group_state;
+
+/* The new key: the value's "country" (events without one fail and are skipped). */
+static int
+country_key(struct ag_event *ev, struct ag_bytes *key, void *userdata)
+{
+	json_t *country = json_object_get(ag_event_json(ev), "country");
+	if (!json_is_string(country))
+		return -EINVAL;
+	*key = (struct ag_bytes){json_string_value(country), json_string_length(country)};
+	return 0;
+}
+
+static int
+by_country(struct ag_stream *s, void *userdata)
+{
+	struct group *g = userdata;
+	struct ag_event *ev;
+	int rc;
+
+	while ((rc = ag_stream_next(s, &ev)) == 0) {
+		json_t *amount = json_object_get(ag_event_json(ev), "amount");
+		struct ag_bytes key = ag_event_key(ev);
+		if (json_is_number(amount) &&
+		    (rc = ag_table_add_f64(g->totals, &key, json_number_value(amount), NULL)) < 0)
+			return rc;
+		if (++g->events == g->stop_after)
+			ag_app_stop(ag_stream_app(s));
+	}
+	return rc == AG_EOF ? 0 : rc;
+}
+
+static int
+setup(struct ag_app *app)
+{
+	const struct ag_topic_opts in_opts = {.partitions = 8, .value_codec = AG_CODEC_JSON};
+	const char *env = getenv("BENCH_EVENTS");
+	struct ag_topic *withdrawals, *by;
+	struct ag_agent *agent;
+	int rc;
+
+	if (env && *env) {
+		char *end;
+		group_state.stop_after = strtol(env, &end, 10);
+		if (*end || group_state.stop_after <= 0) {
+			ag_log(app, AG_LOG_ERROR, "BENCH_EVENTS=%s: expected a positive count",
+			       env);
+			return -EINVAL;
+		}
+	}
+	rc = ag_app_set_id(app, "bench-group");
+	if (rc == 0)
+		rc = ag_app_topic(app, "withdrawals", &in_opts, &withdrawals);
+	/* The stateless pipe's output topic, so that one broker serves both benchmarks. */
+	if (rc == 0)
+		rc = ag_app_topic(app, "large", &in_opts, NULL);
+	if (rc == 0)
+		rc = ag_app_agent(app, "by_country", withdrawals, by_country, &group_state, &agent);
+	if (rc == 0)
+		rc = ag_agent_group_by(agent, "country", country_key, NULL, 0, &by);
+	if (rc == 0)
+		rc = ag_app_table(app, "country_total", by, NULL, &group_state.totals);
+	return rc;
+}
+
+AG_APP_MODULE(setup);

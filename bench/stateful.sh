@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The stateful pipeline against the stateless one, on one embedded broker holding the same
+# preloaded 240,000 withdrawals (bench/load):
+#   stateless  pipe_app.so: filter amount > 100, send a transformed record (bench/run.sh)
+#   stateful   group_app.so: group_by country through a repartition topic, then
+#              table[country] += amount, LMDB and changelog on
+# Each runs ROUNDS times (each run in its own consumer group from the start of the
+# topic); the script prints each run, the medians, and the stateful/stateless ratio of
+# events per second.
+#
+# usage: bench/stateful.sh [BUILD_DIR] [ROUNDS]   (default: build, 3)
+set -euo pipefail
+
+BUILD=${1:-build}
+ROUNDS=${2:-3}
+EVENTS=240000
+TIMEOUT=300
+
+FAUSTC=$BUILD/cli/faustc
+LOAD=$BUILD/bench/load
+RUSAGE=$BUILD/bench/rusage
+die() {
+	echo "stateful.sh: $*" >&2
+	exit 1
+}
+for f in "$FAUSTC" "$LOAD" "$RUSAGE" "$BUILD/bench/pipe_app.so" "$BUILD/bench/group_app.so"; do
+	[[ -e $f ]] || die "$f is missing; build first: meson setup $BUILD && ninja -C $BUILD"
+done
+PIPE=$(realpath "$BUILD/bench/pipe_app.so")
+GROUP=$(realpath "$BUILD/bench/group_app.so")
+
+TMP=$(mktemp -d -t faustc-stateful.XXXXXX)
+BROKER_PID=
+cleanup() {
+	[[ -n $BROKER_PID ]] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+"$FAUSTC" -A "$GROUP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 100); do
+	[[ -s $TMP/addr ]] && break
+	sleep 0.1
+done
+[[ -s $TMP/addr ]] || die "the broker wrote no address: $(tail -5 "$TMP/broker.log")"
+URL=$(head -n 1 "$TMP/addr")
+echo "broker: $URL"
+echo "loading $EVENTS events into withdrawals ..."
+"$LOAD" -b "${URL#mock://}" -n "$EVENTS" >/dev/null || die "load failed"
+
+# run NAME APP ROUND: prints "NAME events/s cpu_s_per_1M_events rss_MiB"
+run() {
+	local name=$1 app=$2 round=$3 line
+	# A fresh app id per run: a new consumer group that reads the topic from its start.
+	if ! BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$FAUSTC" -A "$app" worker \
+		--broker "$URL" --datadir "$TMP/$name-$round" -l warn \
+		>"$TMP/$name.out" 2>"$TMP/$name.err"; then
+		tail -20 "$TMP/$name.err" >&2
+		die "the $name worker failed"
+	fi
+	line=$(cat "$TMP/$name.out" "$TMP/$name.err" | grep -E 'stats: events=|^rusage ' | tr '\n' ' ')
+	awk -v name="$name" -v n="$EVENTS" -v line="$line" 'BEGIN {
+		nf = split(line, f, /[ =]+/)
+		for (i = 1; i < nf; i++) v[f[i]] = f[i + 1]
+		printf "%-10s %9d %9.3f %7.1f\n", name, n / v["elapsed"],
+			(v["user"] + v["sys"]) / n * 1e6, v["maxrss_kb"] / 1024
+	}'
+}
+
+out=$TMP/rounds
+for r in $(seq "$ROUNDS"); do
+	echo "round $r of $ROUNDS ..." >&2
+	run stateless "$PIPE" "$r" | tee -a "$out"
+	run stateful "$GROUP" "$r" | tee -a "$out"
+done
+awk '
+function median(a, n,   i, j, t) {
+	for (i = 1; i <= n; i++)
+		for (j = i + 1; j <= n; j++)
+			if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{ n[$1]++; rate[$1, n[$1]] = $2; cpu[$1, n[$1]] = $3; rss[$1, n[$1]] = $4 }
+END {
+	printf "\nmedian of %d rounds   events/s   CPU s/1M ev   RSS MiB\n", n["stateless"]
+	for (k in n) {
+		for (i = 1; i <= n[k]; i++) { a[i] = rate[k, i]; b[i] = cpu[k, i]; c[i] = rss[k, i] }
+		m[k] = median(a, n[k])
+		printf "%-18s %10d   %11.3f   %7.1f\n", k, m[k], median(b, n[k]), median(c, n[k])
+	}
+	printf "\nstateful/stateless events/s: %.2f\n", m["stateful"] / m["stateless"]
+}' "$out"
