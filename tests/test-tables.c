@@ -278,12 +278,19 @@ static void
 produce_at(rd_kafka_t *p, const char *topic, int32_t partition, const char *key, const char *value,
 	   int64_t ts)
 {
-	rd_kafka_resp_err_t err = rd_kafka_producev(
-		p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-		RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, strlen(value)),
-		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END);
-	if (err)
-		printf("# produce to %s: %s\n", topic, rd_kafka_err2str(err));
+	rd_kafka_vu_t vu[] = {
+		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+		{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)key, strlen(key)}},
+		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {(void *)value, strlen(value)}},
+		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+		{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
+	};
+	rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
+	if (e) {
+		printf("# produce to %s: %s\n", topic, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
 }
 
 /* Waits until the group committed every partition of topic up to its end. */
