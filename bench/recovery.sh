@@ -76,7 +76,7 @@ records=$(grep -o 'restored big\[[0-9]*\]: [0-9]* records' "$TMP/cold.log" | awk
 first=$(grep -m1 'restoring big\[' "$TMP/cold.log" | secs)
 last=$(grep 'restored big\[' "$TMP/cold.log" | tail -1 | secs)
 cold=$(awk -v a="$first" -v b="$last" 'BEGIN { printf "%.3f", b - a }')
-rate=$(awk -v n="$records" -v s="$cold" 'BEGIN { printf "%.0f", s > 0 ? n / s : 0 }')
+rate=$(awk -v n="$records" -v s="$cold" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
 [[ $records -eq $KEYS ]] || echo "warning: restored $records records, expected $KEYS" >&2
 grep -q "removed by retention" "$TMP/cold.log" && echo "warning: the broker dropped changelog records" >&2
 

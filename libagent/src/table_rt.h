@@ -48,6 +48,7 @@ struct ag__part {
 	int64_t clog_high; /* next changelog offset known delivered, -1 unknown */
 	int64_t clog_stored; /* what LMDB holds */
 	int restoring;
+	int restore_finished; /* reached restore_end in the batch being stored */
 	int64_t restore_end;
 	int64_t restore_from;
 	uint64_t restored;
