@@ -68,7 +68,9 @@ setup(struct ag_app *app)
 			return -EINVAL;
 		}
 	}
-	rc = ag_app_set_id(app, "bench-group");
+	/* BENCH_APP_ID: another consumer group, reading the topic from its start again. */
+	const char *id = getenv("BENCH_APP_ID");
+	rc = ag_app_set_id(app, id && *id ? id : "bench-group");
 	if (rc == 0)
 		rc = ag_app_topic(app, "withdrawals", &in_opts, &withdrawals);
 	/* The stateless pipe's output topic, so that one broker serves both benchmarks. */

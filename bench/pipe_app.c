@@ -101,7 +101,9 @@ setup(struct ag_app *app)
 		}
 	}
 
-	rc = ag_app_set_id(app, "bench");
+	/* BENCH_APP_ID: another consumer group, reading the topic from its start again. */
+	const char *id = getenv("BENCH_APP_ID");
+	rc = ag_app_set_id(app, id && *id ? id : "bench");
 	if (rc == 0)
 		rc = ag_app_topic(app, "withdrawals", &in_opts, &withdrawals);
 	if (rc == 0)

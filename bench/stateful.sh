@@ -53,7 +53,7 @@ echo "loading $EVENTS events into withdrawals ..."
 run() {
 	local name=$1 app=$2 round=$3 line
 	# A fresh app id per run: a new consumer group that reads the topic from its start.
-	if ! BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$FAUSTC" -A "$app" worker \
+	if ! BENCH_APP_ID=bench-$name-$round BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$FAUSTC" -A "$app" worker \
 		--broker "$URL" --datadir "$TMP/$name-$round" -l warn \
 		>"$TMP/$name.out" 2>"$TMP/$name.err"; then
 		tail -20 "$TMP/$name.err" >&2

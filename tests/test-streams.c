@@ -44,6 +44,8 @@
 #define CONC_N 100
 #define CONC_STUCK 10
 #define KILL_N 300
+#define MULTI_N 50
+#define MULTI_STUCK 20
 /* Flow: 12 MiB over 8 source partitions, all re-keyed into one partition behind a slow body. */
 #define WF_N 60000
 #define WF_VALUE 200
@@ -203,6 +205,22 @@ agent_conc(struct ag_stream *s, void *userdata)
 	return rc == AG_EOF ? 0 : rc;
 }
 
+/* m2: as agent_copy, but event MULTI_STUCK never finishes (and m2 takes no more). */
+static int
+agent_m2(struct ag_stream *s, void *userdata)
+{
+	struct ag_event *ev;
+	int rc;
+	while ((rc = ag_stream_next(s, &ev)) == 0) {
+		if (ag_event_offset(ev) == MULTI_STUCK && (rc = ag_sleep(1e6)) < 0)
+			return rc;
+		struct ag_bytes v = ag_event_value(ev);
+		if ((rc = yield_fmt(s, NULL, "m2:%.*s", (int)v.len, (const char *)v.ptr)) < 0)
+			return rc;
+	}
+	return rc == AG_EOF ? 0 : rc;
+}
+
 /* dbl: yields twice the number; mute: never yields. */
 static int
 agent_dbl(struct ag_stream *s, void *userdata)
@@ -341,6 +359,13 @@ setup_ws(struct ag_app *app)
 	TRY(ag_agent_concurrency(a, 4));
 	TRY(ag_agent_sink_topic(a, o));
 
+	TRY(topic_decl(app, "multi-in", 1, &t));
+	TRY(topic_decl(app, "multi-out", 1, &o));
+	TRY(ag_app_agent(app, "m1", t, agent_copy, NULL, &a));
+	TRY(ag_agent_sink_topic(a, o));
+	TRY(ag_app_agent(app, "m2", t, agent_m2, NULL, &a));
+	TRY(ag_agent_sink_topic(a, o));
+
 	TRY(topic_decl(app, "ask-out", 1, NULL));
 	TRY(ag_app_agent(app, "dbl", NULL, agent_dbl, NULL, NULL));
 	TRY(ag_app_agent(app, "mute", NULL, agent_mute, NULL, NULL));
@@ -454,6 +479,10 @@ produce_inputs(void)
 	for (int i = 0; i < CONC_N; i++) {
 		snprintf(v, sizeof(v), "%d", i);
 		produce_text(p, "conc-in", 0, NULL, v);
+	}
+	for (int i = 0; i < MULTI_N; i++) {
+		snprintf(v, sizeof(v), "%d", i);
+		produce_text(p, "multi-in", 0, NULL, v);
 	}
 	producer_close(p, "the inputs");
 }
@@ -696,6 +725,29 @@ check_committed(const char *topic, int partitions, const int64_t *expect, const 
 }
 
 static void
+check_multi(struct coll *c)
+{
+	int m1[MULTI_N] = {0}, m2[MULTI_N] = {0}, bad = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		long n;
+		if (sscanf(c->m[i].value, "m2:%ld", &n) == 1 && n >= 0 && n < MULTI_N)
+			m2[n]++;
+		else if ((n = strtol(c->m[i].value, NULL, 10)) >= 0 && n < MULTI_N &&
+			 strstr(c->m[i].value, "@multi-in"))
+			m1[n]++;
+		else
+			bad++;
+	}
+	int all1 = 1, all2 = 1;
+	for (int n = 0; n < MULTI_N; n++) {
+		all1 &= m1[n] == 1;
+		all2 &= m2[n] == (n < MULTI_STUCK);
+	}
+	ok(all1 && all2 && bad == 0,
+	   "two agents on one topic: m1 gets every event once, m2 those before its stuck one");
+}
+
+static void
 check_ask(struct coll *c)
 {
 	int answered = 0, timed_out = 0;
@@ -723,7 +775,7 @@ test_operators(void)
 {
 	produce_inputs();
 	pid_t w = spawn_worker("ws");
-	struct coll flt, gb, cmp, tk, mid, thr, c1, c2, ech, conc, ask;
+	struct coll flt, gb, cmp, tk, mid, thr, c1, c2, ech, conc, ask, multi;
 	coll_open(&flt, bootstrap, "flt-out", 1);
 	coll_open(&gb, bootstrap, "gb-out", 1);
 	coll_open(&cmp, bootstrap, "cmp-out", 1);
@@ -735,6 +787,7 @@ test_operators(void)
 	coll_open(&ech, bootstrap, "ech-out", 1);
 	coll_open(&conc, bootstrap, "conc-out", 1);
 	coll_open(&ask, bootstrap, "ask-out", 1);
+	coll_open(&multi, bootstrap, "multi-out", 1);
 	uint64_t t0 = now_ms();
 	coll_wait(&flt, FLT_N / 2, 30000);
 	coll_wait(&gb, GB_USERS * GB_PER_USER, 30000);
@@ -743,6 +796,7 @@ test_operators(void)
 	coll_wait(&ech, ECH_N, 20000);
 	coll_wait(&conc, CONC_N - 1, 20000);
 	coll_wait(&ask, 2, 20000);
+	coll_wait(&multi, MULTI_N + MULTI_STUCK, 20000);
 	sleep_ticking(1500); /* batches still in `within`, extra outputs, several commits */
 	printf("# outputs after %.1f s\n", (double)(now_ms() - t0) / 1000.0);
 	coll_poll(&flt, 0);
@@ -756,9 +810,13 @@ test_operators(void)
 	coll_poll(&ech, 0);
 	coll_poll(&conc, 0);
 	coll_poll(&ask, 0);
+	coll_poll(&multi, 0);
 	/* The stuck event holds conc-in's commit while the worker runs. */
 	int64_t stuck = CONC_STUCK;
 	check_committed("conc-in", 1, &stuck, "concurrency: the commit waits for the stuck event");
+	int64_t multi_pos = MULTI_STUCK;
+	check_committed("multi-in", 1, &multi_pos,
+			"two agents on one topic: the commit waits for the slower one");
 	stop_child(w, "the worker");
 	check_log_clean("ws");
 
@@ -770,6 +828,7 @@ test_operators(void)
 	check_echo(&c1, &c2, &ech);
 	check_concurrency(&conc);
 	check_ask(&ask);
+	check_multi(&multi);
 	check_committed("flt-in", 2, NULL, "filter: dropped events are committed");
 	check_committed("gb-in", 3, NULL, "group_by: the source is committed once forwarded");
 	check_committed("ws-gb-country-repartition", 4, NULL,
@@ -794,6 +853,7 @@ test_operators(void)
 	coll_close(&ech);
 	coll_close(&conc);
 	coll_close(&ask);
+	coll_close(&multi);
 
 	/* A worker killed while group_by forwards; a new one resumes without loss. */
 	int base = GB_USERS * GB_PER_USER;

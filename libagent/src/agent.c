@@ -49,10 +49,14 @@ ag__current_event(void)
 void
 ag__tpart_wake(struct ag__worker *w, struct ag__tpart *tp)
 {
-	const struct ag__seg *seg = tp->topic->seg;
-	for (size_t i = 0; seg && i < seg->nrts; i++) {
-		if (seg->rts[i]->state == AG__AGENT_WAIT_EVENT)
-			ag__agent_wake(w, seg->rts[i]);
+	const struct ag_topic *t = tp->topic;
+	for (size_t k = 0; k < t->nreaders; k++) {
+		const struct ag__seg *seg = t->readers[k];
+		for (size_t i = 0; i < seg->nrts; i++) {
+			if (seg->rts[i]->state == AG__AGENT_WAIT_EVENT &&
+			    tp->rings[seg->reader].count)
+				ag__agent_wake(w, seg->rts[i]);
+		}
 	}
 }
 
@@ -140,10 +144,10 @@ ag__agents_all_done(const struct ag__worker *w)
 /* ---- events in hand ---- */
 
 static void
-tpart_ack(struct ag__tpart *tp, int64_t offset)
+tpart_ack(struct ag__tpart *tp, uint32_t reader, int64_t offset)
 {
 	if (tp->assigned && tp->have_pos)
-		ag__acks_ack(&tp->acks, offset);
+		ag__acks_ack(&tp->acks[reader], offset);
 }
 
 /* Makes room for n events in hand; each slot owns buffers for the topic's records. */
@@ -183,11 +187,12 @@ event_drop(struct ag_event *ev, int ack)
 	if (!ev->msg)
 		return;
 	if (ack && !ev->acked)
-		tpart_ack(ev->tp, ev->msg->offset);
+		tpart_ack(ev->tp, ev->rt->seg->reader, ev->msg->offset);
 	if (ev->json)
 		json_decref(ev->json);
-	rd_kafka_message_destroy(ev->msg);
+	ag__held_release(ev->msg, ev->refs);
 	ev->msg = NULL;
+	ev->refs = NULL;
 	ev->tp = NULL;
 	ev->acked = ev->replied = ev->json_tried = ev->value_set = 0;
 	ev->json = NULL;
@@ -512,31 +517,30 @@ ag_sleep(double seconds)
 
 /* ---- taking events ---- */
 
-static rd_kafka_message_t *
-take_message(struct ag__worker *w, struct ag__agent_rt *rt, struct ag__tpart **tpp)
+/* Takes the next message for rt's reader, round robin over the ready partitions. */
+static int
+take_message(struct ag__worker *w, struct ag__agent_rt *rt, struct ag_event *ev)
 {
 	struct ag_topic *t = rt->seg->input;
+	uint32_t reader = rt->seg->reader;
 	uint32_t n = (uint32_t)t->partitions;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t idx = (rt->rr + i) % n;
 		struct ag__tpart *tp = &t->parts[idx];
-		if (!tp->ready || !tp->count)
+		struct ag__ring *ring = &tp->rings[reader];
+		if (!tp->ready || !ring->count)
 			continue;
-		rd_kafka_message_t *m = tp->buf[tp->head];
-		tp->head = (tp->head + 1) & (tp->cap - 1);
-		tp->count--;
+		struct ag__held h = ring->buf[ring->head];
+		ring->head = (ring->head + 1) & (ring->cap - 1);
+		ring->count--;
 		rt->rr = idx + 1;
-		if (tp->paused && tp->count <= AG__BUF_LOW) {
-			rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-			rd_kafka_topic_partition_list_add(l, t->name, tp->partition);
-			rd_kafka_resume_partitions(w->consumer, l);
-			rd_kafka_topic_partition_list_destroy(l);
-			tp->paused = 0;
-		}
-		*tpp = tp;
-		return m;
+		ag__tpart_maybe_resume(w, tp);
+		ev->msg = h.m;
+		ev->refs = h.refs;
+		ev->tp = tp;
+		return 1;
 	}
-	return NULL;
+	return 0;
 }
 
 /*
@@ -783,14 +787,11 @@ pull_one(struct ag__agent_rt *rt)
 			return AG_EOF;
 		if (slots_reserve(rt, rt->nevs + 1) < 0)
 			return -ENOMEM;
-		struct ag__tpart *tp;
-		rd_kafka_message_t *m = take_message(w, rt, &tp);
-		if (!m)
+		struct ag_event *ev = &rt->evs[rt->nevs];
+		if (!take_message(w, rt, ev))
 			return -EAGAIN;
 		char why[512];
-		struct ag_event *ev = &rt->evs[rt->nevs++];
-		ev->msg = m;
-		ev->tp = tp;
+		rt->nevs++;
 		w->events++;
 		int reason = check_event(rt, ev, why, sizeof(why));
 		if (reason >= 0) {
@@ -966,7 +967,7 @@ AG_EXPORT int
 ag_ack(struct ag_event *ev)
 {
 	if (ev->msg && !ev->acked) {
-		tpart_ack(ev->tp, ev->msg->offset);
+		tpart_ack(ev->tp, ev->rt->seg->reader, ev->msg->offset);
 		ev->acked = 1;
 	}
 	return 0;

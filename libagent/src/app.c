@@ -56,6 +56,7 @@ ag_app_new(struct ag_app **out)
 static void
 topic_free(struct ag_topic *t)
 {
+	free(t->readers);
 	free(t->name);
 	free(t->parts);
 	free(t);
@@ -432,7 +433,7 @@ ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_a
 {
 	if (!valid_name(name) || !fn || (source && source->app != app))
 		return -EINVAL;
-	if (ag_app_find_agent(app, name) || (source && source->agent))
+	if (ag_app_find_agent(app, name))
 		return -EEXIST;
 	struct ag_agent *a = calloc(1, sizeof(*a));
 	if (!a || !(a->name = strdup(name))) {
@@ -449,7 +450,7 @@ ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_a
 		free(a);
 		return -ENOMEM;
 	}
-	if (source)
+	if (source && !source->agent)
 		source->agent = a;
 	if (out)
 		*out = a;
@@ -628,7 +629,8 @@ add_boundary(struct ag_agent *agent, struct ag__stage *stage, struct ag_topic *t
 	int rc = add_stage(agent, stage);
 	if (rc < 0)
 		return rc;
-	topic->agent = agent;
+	if (!topic->agent)
+		topic->agent = agent;
 	return 0;
 }
 
@@ -695,10 +697,15 @@ ag_agent_group_by_field(struct ag_agent *agent, const char *field, int partition
 AG_EXPORT int
 ag_agent_through(struct ag_agent *agent, struct ag_topic *topic)
 {
-	if (!topic || topic->app != agent->app || topic == stream_topic(agent))
+	if (!topic || topic->app != agent->app)
 		return -EINVAL;
-	if (topic->agent)
+	/* Forwarding into a topic the agent already reads would loop. */
+	if (topic == agent->source)
 		return -EEXIST;
+	for (size_t i = 0; i < agent->nstages; i++) {
+		if (agent->stages[i].topic == topic && agent->stages[i].kind != AG__STAGE_ECHO)
+			return -EEXIST;
+	}
 	return add_boundary(agent, &(struct ag__stage){.kind = AG__STAGE_THROUGH}, topic);
 }
 
@@ -822,8 +829,15 @@ build_segments(struct ag_app *app, struct ag_agent *a)
 		seg->first = first;
 		seg->end = i;
 		seg->boundary = st;
-		input->agent = a;
-		input->seg = seg;
+		struct ag__seg **readers =
+			realloc(input->readers, (input->nreaders + 1) * sizeof(*readers));
+		if (!readers)
+			return -ENOMEM;
+		seg->reader = (uint32_t)input->nreaders;
+		readers[input->nreaders++] = seg;
+		input->readers = readers;
+		if (!input->agent)
+			input->agent = a;
 		if (st)
 			input = st->topic;
 		first = i + 1;

@@ -49,8 +49,9 @@ struct ag_topic {
 	uint64_t bad[AG__BAD_N]; /* bad input seen, per reason */
 	uint64_t bad_window_ns; /* start of the current log rate window */
 	uint32_t bad_window_logged;
-	struct ag_agent *agent; /* the agent it feeds, if any */
-	struct ag__seg *seg; /* the part of that agent's pipeline that reads it */
+	struct ag_agent *agent; /* the first agent it feeds, if any */
+	struct ag__seg **readers; /* the pipeline segments that read it (ag__app_finalize) */
+	size_t nreaders;
 	/* run time (worker) */
 	rd_kafka_topic_t *rkt; /* producer topic handle, created lazily */
 	struct ag__tpart *parts; /* consumer-side partition state, [partitions] */
@@ -102,6 +103,7 @@ struct ag__seg {
 	struct ag_topic *input;
 	size_t first, end; /* stages [first, end) */
 	const struct ag__stage *boundary; /* stages[end], or NULL for the body's segment */
+	uint32_t reader; /* its index among input's readers */
 	/* run time (worker) */
 	struct ag__agent_rt **rts;
 	size_t nrts;

@@ -979,7 +979,7 @@ tpart_recovered(struct ag__worker *w, struct ag__tpart *tp)
 	if (--tp->recovering > 0)
 		return;
 	tp->ready = tp->assigned && !tp->revoking;
-	if (tp->ready && tp->count)
+	if (tp->ready && ag__tpart_most(tp))
 		ag__tpart_wake(w, tp);
 }
 

@@ -19,6 +19,7 @@
  * get AG_EOF; a final cycle commits; the consumer leaves the group; every handle closes.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,22 +63,43 @@ topic_parts_init(struct ag_topic *t)
 	t->parts = calloc((size_t)t->partitions, sizeof(*t->parts));
 	if (!t->parts)
 		return -ENOMEM;
+	uint32_t readers = t->nreaders ? (uint32_t)t->nreaders : 1;
 	for (int p = 0; p < t->partitions; p++) {
-		t->parts[p].topic = t;
-		t->parts[p].partition = p;
-		t->parts[p].committed = -1;
-		ag__acks_init(&t->parts[p].acks, 0);
+		struct ag__tpart *tp = &t->parts[p];
+		tp->topic = t;
+		tp->partition = p;
+		tp->committed = -1;
+		tp->rings = calloc(readers, sizeof(*tp->rings));
+		tp->acks = calloc(readers, sizeof(*tp->acks));
+		if (!tp->rings || !tp->acks)
+			return -ENOMEM;
+		tp->nreaders = readers;
+		for (uint32_t r = 0; r < readers; r++)
+			ag__acks_init(&tp->acks[r], 0);
 	}
 	return 0;
+}
+
+void
+ag__held_release(rd_kafka_message_t *m, uint32_t *refs)
+{
+	if (refs && --*refs > 0)
+		return;
+	free(refs);
+	rd_kafka_message_destroy(m);
 }
 
 static void
 tpart_drop_buffer(struct ag__tpart *tp)
 {
-	while (tp->count) {
-		rd_kafka_message_destroy(tp->buf[tp->head]);
-		tp->head = (tp->head + 1) & (tp->cap - 1);
-		tp->count--;
+	for (uint32_t r = 0; r < tp->nreaders; r++) {
+		struct ag__ring *ring = &tp->rings[r];
+		while (ring->count) {
+			struct ag__held *h = &ring->buf[ring->head];
+			ag__held_release(h->m, h->refs);
+			ring->head = (ring->head + 1) & (ring->cap - 1);
+			ring->count--;
+		}
 	}
 }
 
@@ -87,32 +109,87 @@ topic_parts_free(struct ag_topic *t)
 	if (!t->parts)
 		return;
 	for (int p = 0; p < t->partitions; p++) {
-		tpart_drop_buffer(&t->parts[p]);
-		free(t->parts[p].buf);
-		ag__acks_free(&t->parts[p].acks);
+		struct ag__tpart *tp = &t->parts[p];
+		if (tp->rings)
+			tpart_drop_buffer(tp);
+		for (uint32_t r = 0; r < tp->nreaders; r++) {
+			free(tp->rings[r].buf);
+			ag__acks_free(&tp->acks[r]);
+		}
+		free(tp->rings);
+		free(tp->acks);
 	}
 	free(t->parts);
 	t->parts = NULL;
 }
 
 static int
-tpart_push(struct ag__tpart *tp, rd_kafka_message_t *m)
+ring_push(struct ag__ring *ring, struct ag__held h)
 {
-	if (tp->count == tp->cap) {
-		uint32_t cap = tp->cap ? tp->cap * 2 : 64;
-		rd_kafka_message_t **buf = malloc(cap * sizeof(*buf));
+	if (ring->count == ring->cap) {
+		uint32_t cap = ring->cap ? ring->cap * 2 : 64;
+		struct ag__held *buf = malloc(cap * sizeof(*buf));
 		if (!buf)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < tp->count; i++)
-			buf[i] = tp->buf[(tp->head + i) & (tp->cap - 1)];
-		free(tp->buf);
-		tp->buf = buf;
-		tp->cap = cap;
-		tp->head = 0;
+		for (uint32_t i = 0; i < ring->count; i++)
+			buf[i] = ring->buf[(ring->head + i) & (ring->cap - 1)];
+		free(ring->buf);
+		ring->buf = buf;
+		ring->cap = cap;
+		ring->head = 0;
 	}
-	tp->buf[(tp->head + tp->count) & (tp->cap - 1)] = m;
-	tp->count++;
+	ring->buf[(ring->head + ring->count) & (ring->cap - 1)] = h;
+	ring->count++;
 	return 0;
+}
+
+/* Hands m to every reader of its topic. */
+static int
+tpart_push(struct ag__tpart *tp, rd_kafka_message_t *m)
+{
+	struct ag__held h = {m, NULL};
+	if (tp->nreaders > 1) {
+		if (!(h.refs = malloc(sizeof(*h.refs))))
+			return -ENOMEM;
+		*h.refs = tp->nreaders;
+	}
+	for (uint32_t r = 0; r < tp->nreaders; r++) {
+		if (ring_push(&tp->rings[r], h) < 0) {
+			/* The readers that got it keep it; the others never see it. */
+			if (h.refs && (*h.refs -= tp->nreaders - r) == 0)
+				free(h.refs);
+			return r ? 0 : -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+uint32_t
+ag__tpart_most(const struct ag__tpart *tp)
+{
+	uint32_t most = 0;
+	for (uint32_t r = 0; r < tp->nreaders; r++)
+		most = tp->rings[r].count > most ? tp->rings[r].count : most;
+	return most;
+}
+
+/* The committable position: no reader has an unacked event before it. */
+static int64_t
+tpart_committable(const struct ag__tpart *tp)
+{
+	int64_t pos = INT64_MAX;
+	for (uint32_t r = 0; r < tp->nreaders; r++) {
+		int64_t p = ag__acks_committable(&tp->acks[r]);
+		pos = p < pos ? p : pos;
+	}
+	return pos;
+}
+
+static void
+tpart_acks_reset(struct ag__tpart *tp, int64_t start)
+{
+	for (uint32_t r = 0; r < tp->nreaders; r++)
+		ag__acks_reset(&tp->acks[r], start);
 }
 
 static struct ag__tpart *
@@ -122,6 +199,18 @@ find_tpart(struct ag__worker *w, const char *topic, int32_t partition)
 	if (!t || !t->parts || partition < 0 || partition >= t->partitions)
 		return NULL;
 	return &t->parts[partition];
+}
+
+void
+ag__tpart_maybe_resume(struct ag__worker *w, struct ag__tpart *tp)
+{
+	if (!tp->paused || ag__tpart_most(tp) > AG__BUF_LOW)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, tp->topic->name, tp->partition);
+	rd_kafka_resume_partitions(w->consumer, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	tp->paused = 0;
 }
 
 static void
@@ -151,10 +240,13 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 		return;
 	}
 	if (!tp->have_pos) {
-		ag__acks_reset(&tp->acks, m->offset);
+		tpart_acks_reset(tp, m->offset);
 		tp->have_pos = 1;
 	}
-	if (ag__acks_add(&tp->acks, m->offset) < 0 || tpart_push(tp, m) < 0) {
+	int rc = 0;
+	for (uint32_t r = 0; r < tp->nreaders && rc == 0; r++)
+		rc = ag__acks_add(&tp->acks[r], m->offset);
+	if (rc < 0 || tpart_push(tp, m) < 0) {
 		ag__log(w->app, AG_LOG_WARN, "dropping re-fetched %s[%d]@%lld (already buffered)",
 			tp->topic->name, (int)tp->partition, (long long)m->offset);
 		rd_kafka_message_destroy(m);
@@ -162,7 +254,7 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 	}
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
-	if (tp->count >= AG__BUF_HIGH && !tp->paused)
+	if (!tp->paused && ag__tpart_most(tp) >= AG__BUF_HIGH)
 		pause_tpart(w, tp);
 	if (tp->ready)
 		ag__tpart_wake(w, tp);
@@ -214,7 +306,7 @@ intake_wanted(const struct ag__worker *w)
 		agents++;
 		uint32_t buffered = 0;
 		for (int p = 0; p < t->partitions; p++)
-			buffered += t->parts[p].count;
+			buffered += t->parts[p].rings[rt->seg->reader].count;
 		if (buffered < AG__AGENT_LOW)
 			return 1;
 	}
@@ -441,7 +533,7 @@ cycle_start(struct ag__worker *w)
 			struct ag__tpart *tp = &t->parts[p];
 			if (!tp->assigned || !tp->have_pos)
 				continue;
-			int64_t pos = ag__acks_committable(&tp->acks);
+			int64_t pos = tpart_committable(tp);
 			if (pos > tp->committed)
 				rd_kafka_topic_partition_list_add(offs, t->name, p)->offset = pos;
 		}
@@ -473,7 +565,7 @@ finish_revoke(struct ag__worker *w)
 			tp->have_pos = 0;
 			tp->paused = 0;
 			tpart_drop_buffer(tp);
-			ag__acks_reset(&tp->acks, 0);
+			tpart_acks_reset(tp, 0);
 			ag__tables_revoke(w, tp);
 		}
 	}
@@ -593,7 +685,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			tp->have_pos = 0;
 			tp->committed = -1;
 			tp->ready = 0;
-			ag__acks_reset(&tp->acks, 0);
+			tpart_acks_reset(tp, 0);
 			ag__tables_assign(w, tp);
 		}
 		rd_kafka_assign(rk, parts);
@@ -791,9 +883,11 @@ subscribe(struct ag__worker *w)
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
 	for (size_t i = 0; i < w->app->nagents; i++) {
 		const struct ag_agent *a = w->app->agents[i];
-		for (size_t k = 0; k < a->nsegs; k++)
-			rd_kafka_topic_partition_list_add(l, a->segs[k].input->name,
-							  RD_KAFKA_PARTITION_UA);
+		for (size_t k = 0; k < a->nsegs; k++) {
+			const char *name = a->segs[k].input->name;
+			if (!rd_kafka_topic_partition_list_find(l, name, RD_KAFKA_PARTITION_UA))
+				rd_kafka_topic_partition_list_add(l, name, RD_KAFKA_PARTITION_UA);
+		}
 	}
 	if (w->app->leader_topic)
 		rd_kafka_topic_partition_list_add(l, w->app->leader_topic->name,

@@ -28,6 +28,21 @@
 #define AG__BUF_HIGH 8192
 #define AG__BUF_LOW 2048
 
+/*
+ * A fetched message as a reader holds it. A topic read by several agents gives each its own
+ * ring; the copies share one message and a count of the readers that still hold it.
+ */
+struct ag__held {
+	rd_kafka_message_t *m;
+	uint32_t *refs; /* NULL with one reader */
+};
+
+/* One reader's fetched, not yet handed out messages of a partition. */
+struct ag__ring {
+	struct ag__held *buf;
+	uint32_t cap, head, count;
+};
+
 /* Consumer-side state of one partition of a source topic. */
 struct ag__tpart {
 	struct ag_topic *topic;
@@ -37,9 +52,9 @@ struct ag__tpart {
 	int paused; /* fetching paused by back-pressure */
 	int recovering; /* table partitions still restoring */
 	int revoking; /* revoked, waiting for the commit cycle */
-	rd_kafka_message_t **buf; /* ring of fetched, not yet handed out messages */
-	uint32_t cap, head, count;
-	struct ag__acks acks; /* offsets handed out and their acks */
+	uint32_t nreaders; /* the topic's readers (at least 1) */
+	struct ag__ring *rings; /* [nreaders] */
+	struct ag__acks *acks; /* [nreaders]: offsets received and each reader's acks */
 	int have_pos; /* acks hold a real position */
 	int64_t committed; /* last committed position, -1 none */
 };
@@ -59,6 +74,7 @@ enum ag__agent_state {
 struct ag_event {
 	rd_kafka_message_t *msg;
 	struct ag__tpart *tp;
+	uint32_t *refs; /* shared with the other readers' copies, or NULL */
 	struct ag__agent_rt *rt; /* the coroutine holding it */
 	int acked;
 	int replied; /* an answer to its ask went out */
@@ -211,6 +227,12 @@ struct ag__agent_rt *ag__agent_current(void);
 const struct ag_event *ag__current_event(void);
 /* Events of tp became available: wakes the coroutines that read its topic. */
 void ag__tpart_wake(struct ag__worker *w, struct ag__tpart *tp);
+/* worker.c: the messages tp's fullest ring holds (what back-pressure looks at). */
+uint32_t ag__tpart_most(const struct ag__tpart *tp);
+/* worker.c: lets go of a reader's copy of a message. */
+void ag__held_release(rd_kafka_message_t *m, uint32_t *refs);
+/* worker.c: resumes tp's fetching when back-pressure paused it and every ring drained. */
+void ag__tpart_maybe_resume(struct ag__worker *w, struct ag__tpart *tp);
 /* Runs rt's coroutine until it yields (from the loop). */
 void ag__agent_resume(struct ag__worker *w, struct ag__agent_rt *rt);
 /* From inside rt's coroutine: sets its state and yields to the loop. */

@@ -116,9 +116,10 @@ typedef int (*ag_agent_fn)(struct ag_stream *stream, void *userdata);
 
 /*
  * Declares an agent named `name` consuming `source`. With source NULL the agent gets its
- * own topic `<app_id>-<name>` (string keys, raw values) that others send to. A topic
- * feeds at most one agent. *out (optional) is borrowed. Returns 0, -EINVAL, -EEXIST
- * (name taken, or the topic already feeds an agent), -ENOMEM.
+ * own topic `<app_id>-<name>` (string keys, raw values) that others send to. Several
+ * agents may read one topic, as in Faust: each gets every event, and an offset is
+ * committed only when every one of them is done with the events before it. *out
+ * (optional) is borrowed. Returns 0, -EINVAL, -EEXIST (name taken), -ENOMEM.
  */
 int ag_app_agent(struct ag_app *app, const char *name, struct ag_topic *source, ag_agent_fn fn,
 		 void *userdata, struct ag_agent **out);
@@ -246,8 +247,8 @@ int ag_agent_group_by_field(struct ag_agent *agent, const char *field, int parti
 
 /*
  * Forwards every event (key kept) to `topic` and iterates that topic's stream from then
- * on. Faust's stream.through(topic). The topic must not feed another agent.
- * Returns 0, -EINVAL, -EEXIST (topic already read), -ENOMEM.
+ * on. Faust's stream.through(topic). Other agents may read the topic too.
+ * Returns 0, -EINVAL, -EEXIST (the agent already reads the topic: it would loop), -ENOMEM.
  */
 int ag_agent_through(struct ag_agent *agent, struct ag_topic *topic);
 
