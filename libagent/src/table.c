@@ -215,8 +215,22 @@ ag__op_begin(struct ag_table *t, const struct ag_bytes *key, struct ag__op *op)
 			return AG_ECONFIG;
 		}
 		op->p = ev->msg->partition;
-		if (ev->tp->topic == t->source)
+		/*
+		 * Offsets make writes exact only from one sequence of events: the first agent
+		 * reading the source (reader 0). Other readers of the topic are at their own
+		 * positions; their writes count as writes from outside (at-least-once).
+		 */
+		const struct ag__seg *seg = ev->rt ? ev->rt->seg : NULL;
+		if (ev->tp->topic == t->source && (!seg || seg->reader == 0))
 			op->off = ev->msg->offset;
+		else if (ev->tp->topic == t->source && !t->rt->foreign_logged++)
+			ag__log(t->app, AG_LOG_WARN,
+				"table %s is written by agent %s, which reads %s after agent %s: "
+				"only the first reader's writes are exact across crashes, these "
+				"are "
+				"at-least-once (docs/guarantees.md)",
+				t->name, seg->agent->name, t->source->name,
+				t->source->agent ? t->source->agent->name : "?");
 	} else {
 		op->p = ag__murmur2_partition(key->ptr, key->len, t->changelog->partitions);
 	}
@@ -896,9 +910,13 @@ ag__tables_cycle_end(struct ag__worker *w)
 					continue;
 				const struct ag__tpart *tp =
 					t->source->parts ? &t->source->parts[p] : NULL;
-				int64_t keep_from = tp && tp->have_pos
-							    ? ag__acks_committable(&tp->acks)
-							    : INT64_MAX;
+				/* Events in hand of any reader are at or after its position. */
+				int64_t keep_from = INT64_MAX;
+				for (uint32_t r = 0; tp && tp->have_pos && r < tp->nreaders; r++) {
+					int64_t pos = ag__acks_committable(&tp->acks[r]);
+					if (pos < keep_from)
+						keep_from = pos;
+				}
 				cache_clear(pt, 1, keep_from);
 			}
 		}

@@ -72,6 +72,7 @@ struct ag__table_rt {
 	uint64_t late; /* writes to closed windows dropped */
 	uint64_t next_sweep_ns; /* TTL tables: when the next expiry sweep is due */
 	int copart_logged;
+	int foreign_logged; /* a second reader of the source wrote: said once */
 };
 
 /* One table operation: where it goes and which event it belongs to. */
