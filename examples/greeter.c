@@ -8,7 +8,12 @@
  *
  *     faustc -A greeter worker
  *     faustc -A greeter send names '{"name": "Ann"}' --key Ann
+ *
+ * Option: GREETER_SEEN_TTL=60 in the worker's environment makes the count of a name
+ * expire after 60 s without a visit (the walkthrough's "reset seen_count after 60 s of
+ * inactivity"): a key TTL on the table. Without it counts are kept for ever.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,10 +95,21 @@ setup(struct ag_app *app)
 		.partitions = 8, .key_codec = AG_CODEC_STRING, .value_codec = AG_CODEC_JSON};
 	struct ag_topic_opts text = {
 		.partitions = 8, .key_codec = AG_CODEC_STRING, .value_codec = AG_CODEC_RAW};
+	struct ag_table_opts seen_opts = {0};
+	const char *ttl = getenv("GREETER_SEEN_TTL");
+	if (ttl && *ttl) {
+		char *end;
+		seen_opts.ttl_s = strtod(ttl, &end);
+		if (*end || !(seen_opts.ttl_s > 0)) {
+			ag_log(app, AG_LOG_ERROR, "GREETER_SEEN_TTL wants seconds > 0, got '%s'",
+			       ttl);
+			return -EINVAL;
+		}
+	}
 	if ((rc = ag_app_set_id(app, "greeter")) < 0 ||
 	    (rc = ag_app_topic(app, "names", &text, &names)) < 0 ||
 	    (rc = ag_app_topic(app, "greetings", &json, &greetings)) < 0 ||
-	    (rc = ag_app_table(app, "seen_count", names, NULL, &seen_count)) < 0 ||
+	    (rc = ag_app_table(app, "seen_count", names, &seen_opts, &seen_count)) < 0 ||
 	    (rc = ag_app_agent(app, "greet", names, greet, NULL, &agent)) < 0 ||
 	    (rc = ag_agent_sink_topic(agent, greetings)) < 0)
 		return rc;

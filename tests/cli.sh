@@ -115,5 +115,60 @@ else
 	echo "#   status $first_status; its log:"
 	sed 's/^/#     /' "$tmp/first.log" | tail -5
 fi
+# Table commands against a running worker (read-only LMDB) and after it stopped.
+"$faustc" -A greeter worker --datadir "$tmp/tab" --commit-interval 0.2 2>"$tmp/tab.log" &
+tabw=$!
+for _ in $(seq 100); do [ -s "$tmp/tab/broker.addr" ] && break; sleep 0.1; done
+for name in Ann Bob Ann; do
+	"$faustc" -A greeter send names "{\"name\": \"$name\"}" --key "$name" --datadir "$tmp/tab" >/dev/null 2>&1
+done
+for _ in $(seq 150); do
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/tab" 2>/dev/null | grep -q ' 2$' && break
+	sleep 0.1
+done
+expect 0 "^ +[0-9]+ Ann +[0-9]+ 2$" "table --key reads a running worker's LMDB" -- \
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/tab"
+expect 0 "^ +[0-9]+ Bob +0 1$" "table lists every key with its source offset and value" -- \
+	"$faustc" -A greeter table seen_count --datadir "$tmp/tab"
+expect 0 '"key": "Ann",' "table --json" -- \
+	"$faustc" -A greeter table seen_count --key Ann --json --datadir "$tmp/tab"
+expect 0 '"value": 2,' "table --json has the value" -- \
+	"$faustc" -A greeter table seen_count --key Ann --json --datadir "$tmp/tab"
+expect 0 "^seen_count +plain +[0-7] +1 +[0-9]+$" "tables shows key counts and changelog offsets" -- \
+	"$faustc" -A greeter tables --datadir "$tmp/tab"
+expect 1 "has no key 'Cat'" "table --key of a missing key" -- \
+	"$faustc" -A greeter table seen_count --key Cat --datadir "$tmp/tab"
+expect 2 "no table 'nope'" "table of an unknown table" -- \
+	"$faustc" -A greeter table nope --datadir "$tmp/tab"
+expect 2 "Run again with --yes" "reset wants --yes" -- "$faustc" -A greeter reset --datadir "$tmp/tab"
+expect 1 "a worker \(pid $tabw\) is using .*/tab; stop it" "reset is refused while a worker runs" -- \
+	"$faustc" -A greeter reset --yes --datadir "$tmp/tab"
+kill -TERM "$tabw"
+wait "$tabw"
+expect 0 "deleted the table state in .*/tab/tables" "reset --yes deletes the table state" -- \
+	"$faustc" -A greeter reset --yes --datadir "$tmp/tab"
+expect 1 "no table store at .*/tab/tables" "table after a reset" -- \
+	"$faustc" -A greeter table seen_count --datadir "$tmp/tab"
+expect 0 "no table store at .*/tab/tables yet" "tables after a reset" -- \
+	"$faustc" -A greeter tables --datadir "$tmp/tab"
+# The greeter's TTL option: a name not seen for 1 s is swept from the table.
+GREETER_SEEN_TTL=1 "$faustc" -A greeter worker --datadir "$tmp/ttl" --commit-interval 0.2 \
+	2>"$tmp/ttl.log" &
+ttlw=$!
+for _ in $(seq 100); do [ -s "$tmp/ttl/broker.addr" ] && break; sleep 0.1; done
+"$faustc" -A greeter send names Ann --key Ann --datadir "$tmp/ttl" >/dev/null 2>&1
+for _ in $(seq 100); do
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/ttl" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+expect 0 "^ +[0-9]+ Ann +[0-9]+ 1$" "GREETER_SEEN_TTL=1: Ann is counted" -- \
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/ttl"
+sleep 2.5
+expect 1 "has no key 'Ann'" "GREETER_SEEN_TTL=1: Ann is gone after 1 s without a visit" -- \
+	"$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/ttl"
+kill -TERM "$ttlw"
+wait "$ttlw"
+expect 1 "GREETER_SEEN_TTL wants seconds > 0" "a bad GREETER_SEEN_TTL is refused" -- \
+	env GREETER_SEEN_TTL=soon "$faustc" -A greeter agents
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -511,11 +511,13 @@ total_of(int32_t part, struct ag_bytes key, struct ag_bytes val, void *userdata)
 	int u = -1;
 	snprintf(user, sizeof(user), "%.*s", (int)key.len, (const char *)key.ptr);
 	struct ag__val v;
+	struct ag__tval tv; /* the stored envelope: source offset, then the msgpack value */
 	if (sscanf(user, "u%d", &u) != 1 || u < 0 || u >= USERS) {
 		t->unknown++;
 		return 0;
 	}
-	if (ag__val_decode(val, &v) < 0 || v.type != AG__VAL_F64) {
+	if (ag__tval_parse(val, &tv) < 0 || ag__val_decode(tv.payload, &v) < 0 ||
+	    v.type != AG__VAL_F64) {
 		t->not_f64++;
 		return 0;
 	}

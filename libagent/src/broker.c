@@ -577,6 +577,22 @@ verify(const struct ag__broker *b, const struct ag_app *app, const struct rd_kaf
 				 t->name, b->bootstrap, t->partitions);
 			return AG_ETOPIC;
 		}
+		const struct ag_table *tab = NULL;
+		for (size_t k = 0; k < app->ntables && !tab; k++)
+			if (app->tables[k]->changelog == t)
+				tab = app->tables[k];
+		if (mt->partition_cnt != t->partitions && tab) {
+			/* Co-partitioning: a table's partitions are its source's partitions. */
+			snprintf(err, errlen,
+				 "table %s is not co-partitioned: its source topic %s has %d "
+				 "partitions but its changelog %s exists with %d; a table's "
+				 "partition N holds the state of the source's partition N, so the "
+				 "counts must match (delete the changelog, losing the table, or "
+				 "declare the source with %d partitions)",
+				 tab->name, tab->source->name, tab->source->partitions, t->name,
+				 mt->partition_cnt, mt->partition_cnt);
+			return AG_ETOPIC;
+		}
 		if (mt->partition_cnt != t->partitions) {
 			snprintf(err, errlen,
 				 "topic %s exists with %d partitions but the app declares %d; "

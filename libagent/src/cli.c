@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_tables.h"
 #include "codec.h"
 #include "worker.h"
 
@@ -21,6 +22,9 @@ static const char usage_main[] =
 	"  agents    list the app's agents\n"
 	"  topics    list the app's topics (internal ones too)\n"
 	"  models    list the app's record types; `model NAME` shows one's fields\n"
+	"  tables    list the app's tables: partitions, key counts, changelog positions\n"
+	"  table     dump a table from the data dir: table NAME [--key K] [--json]\n"
+	"  reset     delete the local table state: reset --yes\n"
 	"  broker    run an embedded Kafka broker for several workers\n"
 	"\n"
 	"Options (before or after the command):\n"
@@ -53,6 +57,15 @@ static const char *const usage_cmd[][2] = {
 	{"model", "usage: faustc -A APP model NAME\nPrints the fields of record type NAME.\n"},
 	{"topics",
 	 "usage: faustc -A APP topics\nLists the app's topics with partitions and codecs.\n"},
+	{"tables", "usage: faustc -A APP tables [--datadir DIR]\n"
+		   "Lists the app's tables with each partition's key count and the changelog\n"
+		   "offset LMDB is durable up to, read from DATADIR (safe while a worker runs).\n"},
+	{"table", "usage: faustc -A APP table NAME [--key K] [--json] [--datadir DIR]\n"
+		  "Prints the keys and values of table NAME (windows with their bounds in ms)\n"
+		  "straight from DATADIR's LMDB, read-only (safe while a worker runs).\n"},
+	{"reset", "usage: faustc -A APP reset --yes [--datadir DIR]\n"
+		  "Deletes the local table state (DATADIR/tables); the next worker rebuilds it\n"
+		  "from the changelogs. Refused without --yes and while a worker uses DATADIR.\n"},
 	{"broker",
 	 "usage: faustc [-A APP] broker [--addr-file FILE]\n"
 	 "Runs an embedded Kafka broker (librdkafka's mock cluster) until SIGINT/SIGTERM.\n"
@@ -70,6 +83,8 @@ enum {
 	OPT_ADDR_FILE,
 	OPT_TIMEOUT,
 	OPT_VERSION,
+	OPT_JSON,
+	OPT_YES,
 };
 
 static const struct option options[] = {
@@ -86,6 +101,8 @@ static const struct option options[] = {
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, OPT_VERSION},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"yes", no_argument, NULL, OPT_YES},
 	{NULL, 0, NULL, 0},
 };
 
@@ -207,7 +224,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 {
 	const char *cmd = NULL, *addr_file = NULL;
 	struct ag__send_args send = {.timeout = 10.0};
-	int help = 0, status = 2, rc;
+	int help = 0, status = 2, rc, json = 0, yes = 0;
 	struct ag_app *app = NULL;
 	const char *positional[8];
 	int npositional = 0;
@@ -297,6 +314,12 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		case 'h':
 			help = 1;
 			break;
+		case OPT_JSON:
+			json = 1;
+			break;
+		case OPT_YES:
+			yes = 1;
+			break;
 		case OPT_VERSION:
 			printf("faustc %s\n", FAUSTC_VERSION);
 			status = 0;
@@ -321,7 +344,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 	if (!cmd_usage(cmd)) {
 		status = bad_usage(NULL,
 				   "unknown command '%s' (commands: worker, send, agents, "
-				   "topics, models, model, broker)",
+				   "topics, models, model, tables, table, reset, broker)",
 				   cmd);
 		goto out;
 	}
@@ -391,6 +414,19 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			goto out;
 		}
 		status = show_model(app, positional[0]);
+	} else if (strcmp(cmd, "tables") == 0) {
+		status = npositional
+				 ? bad_usage("tables", "unexpected argument '%s'", positional[0])
+				 : ag__cmd_tables(app);
+	} else if (strcmp(cmd, "table") == 0) {
+		if (npositional != 1) {
+			status = bad_usage("table", "%s", "table wants one NAME");
+			goto out;
+		}
+		status = ag__cmd_table(app, positional[0], send.key, json);
+	} else if (strcmp(cmd, "reset") == 0) {
+		status = npositional ? bad_usage("reset", "unexpected argument '%s'", positional[0])
+				     : ag__cmd_reset(app, yes);
 	} else {
 		status = ag__broker_serve(setup ? app : NULL, addr_file);
 	}

@@ -728,3 +728,67 @@ ag_json_dump(const json_t *value, struct ag_bytes *out)
 	out->len = need;
 	return 0;
 }
+
+/* ---- the table value envelope ---- */
+
+static int64_t
+get_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (int64_t)v;
+}
+
+int
+ag__tval_parse(struct ag_bytes stored, struct ag__tval *out)
+{
+	const unsigned char *p = stored.ptr;
+	if (!p || stored.len == 0 || p[0] != AG__TVAL_MAGIC) {
+		*out = (struct ag__tval){.offset = -1, .mtime = -1, .payload = stored};
+		return 0;
+	}
+	if (stored.len < 2)
+		return AG_EDECODE;
+	unsigned flags = p[1];
+	if (flags & ~(AG__TVAL_OFFSET | AG__TVAL_MTIME | AG__TVAL_META))
+		return AG_EDECODE;
+	size_t need = 2 + (flags & AG__TVAL_OFFSET ? 8 : 0) + (flags & AG__TVAL_MTIME ? 8 : 0);
+	if (stored.len < need)
+		return AG_EDECODE;
+	struct ag__tval v = {.offset = -1, .mtime = -1, .meta = !!(flags & AG__TVAL_META)};
+	size_t at = 2;
+	if (flags & AG__TVAL_OFFSET) {
+		v.offset = get_be64(p + at);
+		at += 8;
+	}
+	if (flags & AG__TVAL_MTIME) {
+		v.mtime = get_be64(p + at);
+		at += 8;
+	}
+	v.payload = (struct ag_bytes){p + at, stored.len - at};
+	*out = v;
+	return 0;
+}
+
+size_t
+ag__tval_header(const struct ag__tval *v, uint8_t *buf)
+{
+	size_t at = 2;
+	unsigned flags = 0;
+	if (v->offset >= 0) {
+		flags |= AG__TVAL_OFFSET;
+		put_be(buf + at, (uint64_t)v->offset, 8);
+		at += 8;
+	}
+	if (v->mtime >= 0) {
+		flags |= AG__TVAL_MTIME;
+		put_be(buf + at, (uint64_t)v->mtime, 8);
+		at += 8;
+	}
+	if (v->meta)
+		flags |= AG__TVAL_META;
+	buf[0] = AG__TVAL_MAGIC;
+	buf[1] = (uint8_t)flags;
+	return at;
+}

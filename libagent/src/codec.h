@@ -86,4 +86,38 @@ int ag__val_decode(struct ag_bytes data, struct ag__val *out);
  */
 int ag__val_to_json(const struct ag__val *v, char *buf, size_t cap);
 
+/*
+ * The table value envelope: what LMDB and the changelog hold for a key. msgpack never uses
+ * the byte 0xc1, so a stored value that starts with it is an envelope and anything else is
+ * a value written before envelopes existed (read as a bare payload without offset):
+ *
+ *   0xc1, flags, [source offset: 8 bytes BE], [mtime: 8 bytes BE], payload
+ *
+ * flags: AG__TVAL_OFFSET (the source offset of the last event applied to the value is
+ * present), AG__TVAL_MTIME (the wall-clock ms of the last write, for key TTL), AG__TVAL_META
+ * (the payload is a windowed table partition's window state, not a value). Other bits are
+ * refused (a newer format). The payload is the msgpack value (ag__val or a record).
+ */
+#define AG__TVAL_MAGIC 0xc1
+#define AG__TVAL_OFFSET 0x01u
+#define AG__TVAL_MTIME 0x02u
+#define AG__TVAL_META 0x04u
+#define AG__TVAL_HEADER_MAX 18
+
+struct ag__tval {
+	int64_t offset; /* -1: none */
+	int64_t mtime; /* -1: none */
+	int meta;
+	struct ag_bytes payload; /* borrowed from the parsed input */
+};
+
+/* Parses a stored value. Returns 0, AG_EDECODE (truncated envelope, unknown flags). */
+int ag__tval_parse(struct ag_bytes stored, struct ag__tval *out);
+
+/*
+ * Writes the envelope header for v (offset, mtime, meta; payload ignored) into buf, which
+ * has room for AG__TVAL_HEADER_MAX bytes. Returns the header length.
+ */
+size_t ag__tval_header(const struct ag__tval *v, uint8_t *buf);
+
 #endif

@@ -131,12 +131,20 @@ struct ag_agent {
 
 struct ag__table_rt;
 
+/* A windowed table's windows (ag_table_window), durations in ms. */
+struct ag__window {
+	int on;
+	int64_t size, step, expires, grace;
+	struct ag_window_opts opts;
+};
+
 struct ag_table {
 	struct ag_app *app;
 	char *name;
 	struct ag_topic *source;
 	struct ag_topic *changelog; /* resolved when the app is finalized */
 	struct ag_table_opts opts;
+	struct ag__window win;
 	struct ag__table_rt *rt; /* run time (worker) */
 };
 

@@ -553,9 +553,23 @@ int
 ag__store_iter(struct ag__store *s, const char *table, int32_t part, ag__store_iter_fn fn,
 	       void *userdata)
 {
-	struct store_key p;
+	return ag__store_iter_from(s, table, part, (struct ag_bytes){NULL, 0}, fn, userdata);
+}
+
+int
+ag__store_iter_from(struct ag__store *s, const char *table, int32_t part, struct ag_bytes from,
+		    ag__store_iter_fn fn, void *userdata)
+{
+	struct store_key p, start;
 	if (key_prefix(s, &p, NULL, table, part) < 0)
 		return 0; /* nothing can be stored under it */
+	start = p;
+	if (from.len && part >= 0) {
+		if (from.len > s->keymax - start.len)
+			return 0; /* no stored key can be that long, so none is larger */
+		memcpy(start.buf + start.len, from.ptr, from.len);
+		start.len += from.len;
+	}
 	size_t tlen = strlen(table) + 1;
 	int rc = reader_begin(s);
 	if (rc)
@@ -564,7 +578,7 @@ ag__store_iter(struct ag__store *s, const char *table, int32_t part, ag__store_i
 	rc = mdb_cursor_open(s->rtxn, s->data, &cur);
 	if (rc)
 		return store_err(s, rc, "read");
-	MDB_val mk = {p.len, p.buf}, mv;
+	MDB_val mk = {start.len, start.buf}, mv;
 	int ret = 0;
 	for (rc = mdb_cursor_get(cur, &mk, &mv, MDB_SET_RANGE); rc == 0 && has_prefix(&mk, &p);
 	     rc = mdb_cursor_get(cur, &mk, &mv, MDB_NEXT)) {

@@ -81,6 +81,13 @@ typedef int (*ag__store_iter_fn)(int32_t part, struct ag_bytes key, struct ag_by
 int ag__store_iter(struct ag__store *s, const char *table, int32_t part, ag__store_iter_fn fn,
 		   void *userdata);
 
+/*
+ * As ag__store_iter for one partition (part >= 0), starting at the first user key >= from
+ * (byte order). fn may read the store but must not write or drop.
+ */
+int ag__store_iter_from(struct ag__store *s, const char *table, int32_t part, struct ag_bytes from,
+			ag__store_iter_fn fn, void *userdata);
+
 /* Number of keys of (table, part); part < 0: all partitions. Returns >= 0 or AG_ESTORE. */
 int64_t ag__store_count(struct ag__store *s, const char *table, int32_t part);
 
