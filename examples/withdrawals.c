@@ -7,11 +7,26 @@
  * {"user": ..., "total": ...}. Bad input (not JSON, a wrong type, a missing field, no key)
  * goes to `withdrawals-track_user_withdrawal-dead-letter` with headers saying why.
  *
+ * Agent `track_country_withdrawal` reads the same topic, re-keys it by country (group_by
+ * through `withdrawals-track_country_withdrawal-country-repartition`) and adds each amount
+ * to table `country_to_total`: tumbling 10 s windows by the event's Kafka timestamp, kept
+ * for an hour, with a minute of grace for late events. When a country's window closes
+ * (stream time passed its end by the grace), its final total
+ * goes once to topic `country-window-totals` as JSON {"country": ..., "window_start": ...,
+ * "window_end": ..., "total": ...}, times in seconds since the epoch, keyed by country.
+ *
  *     faustc -A withdrawals worker
  *     faustc -A withdrawals send withdrawals --key ann \
  *             '{"user": "ann", "country": "US", "amount": 12.5}'
  *
- * The per-country windowed totals of Faust's example come with windowed tables.
+ * Faust's version:
+ *     user_to_total = app.Table('user_to_total', default=float)
+ *     country_to_total = app.Table('country_to_total', default=float,
+ *         on_window_close=publish).tumbling(10.0, expires=timedelta(hours=1))
+ *     @app.agent(withdrawals_topic)
+ *     async def track_country_withdrawal(withdrawals):
+ *         async for w in withdrawals.group_by(Withdrawal.country):
+ *             country_to_total[w.country] += w.amount
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,7 +56,22 @@ struct user_total {
 AG_RECORD(user_total_type, user_total, AG_FIELD(user_total, user, AG_FIELD_STRING, 0),
 	  AG_FIELD(user_total, total, AG_FIELD_FLOAT, 0));
 
+struct window_total {
+	struct ag_str country;
+	double window_start;
+	double window_end;
+	double total;
+	uint64_t ag_present;
+};
+
+AG_RECORD(window_total_type, window_total, AG_FIELD(window_total, country, AG_FIELD_STRING, 0),
+	  AG_FIELD(window_total, window_start, AG_FIELD_FLOAT, 0),
+	  AG_FIELD(window_total, window_end, AG_FIELD_FLOAT, 0),
+	  AG_FIELD(window_total, total, AG_FIELD_FLOAT, 0));
+
 static struct ag_table *user_to_total;
+static struct ag_table *country_to_total;
+static struct ag_topic *window_totals;
 
 static int
 track_user_withdrawal(struct ag_stream *s, void *userdata)
@@ -68,10 +98,48 @@ track_user_withdrawal(struct ag_stream *s, void *userdata)
 }
 
 static int
+track_country_withdrawal(struct ag_stream *s, void *userdata)
+{
+	struct ag_event *ev;
+	int rc;
+	(void)userdata;
+	while ((rc = ag_stream_next(s, &ev)) == 0) {
+		const struct withdrawal *w;
+		if ((rc = ag_event_record(ev, (const void **)&w)) < 0)
+			break;
+		struct ag_bytes country = {w->country.ptr, w->country.len};
+		if ((rc = ag_table_add_f64(country_to_total, &country, w->amount, NULL)) < 0)
+			break;
+	}
+	return rc == AG_EOF ? 0 : rc;
+}
+
+/* A country's window closed: its final total goes to country-window-totals, once. */
+static int
+publish_window(struct ag_table *table, const struct ag_bytes *key, const struct ag_window *win,
+	       const struct ag_value *value, void *userdata)
+{
+	struct ag_buf out = {0};
+	(void)table;
+	(void)userdata;
+	struct window_total t = {
+		.country = {key->ptr, key->len},
+		.window_start = (double)win->start_ms / 1000.0,
+		.window_end = (double)win->end_ms / 1000.0,
+		.total = value->type == AG_VALUE_F64 ? value->f64 : (double)value->i64,
+	};
+	int rc = ag_record_encode(&window_total_type, AG_CODEC_JSON, &t, 0, &out);
+	if (rc == 0)
+		rc = ag_send(window_totals, key, &(struct ag_bytes){out.ptr, out.len});
+	free(out.ptr);
+	return rc;
+}
+
+static int
 setup(struct ag_app *app)
 {
-	struct ag_topic *withdrawals, *totals;
-	struct ag_agent *agent;
+	struct ag_topic *withdrawals, *totals, *by_country;
+	struct ag_agent *agent, *countries;
 	int rc;
 	struct ag_topic_opts in = {.partitions = 8,
 				   .key_codec = AG_CODEC_STRING,
@@ -90,6 +158,24 @@ setup(struct ag_app *app)
 			       NULL, &agent)) < 0 ||
 	    (rc = ag_agent_on_bad_input(agent, AG_BAD_INPUT_DEAD_LETTER)) < 0 ||
 	    (rc = ag_agent_sink_topic(agent, totals)) < 0)
+		return rc;
+	struct ag_topic_opts wt = {.partitions = 8,
+				   .key_codec = AG_CODEC_STRING,
+				   .value_codec = AG_CODEC_JSON,
+				   .value_type = &window_total_type};
+	/*
+	 * A minute of grace: after group_by, a country's events come from every source
+	 * partition, and one of them may lag (a worker restarting, a slow producer). A window
+	 * closes, and is published, once stream time is a minute past its end.
+	 */
+	struct ag_window_opts win = {
+		.size_s = 10.0, .expires_s = 3600.0, .grace_s = 60.0, .on_close = publish_window};
+	if ((rc = ag_app_topic(app, "country-window-totals", &wt, &window_totals)) < 0 ||
+	    (rc = ag_app_agent(app, "track_country_withdrawal", withdrawals,
+			       track_country_withdrawal, NULL, &countries)) < 0 ||
+	    (rc = ag_agent_group_by_field(countries, "country", 0, &by_country)) < 0 ||
+	    (rc = ag_app_table(app, "country_to_total", by_country, NULL, &country_to_total)) < 0 ||
+	    (rc = ag_table_window(country_to_total, &win)) < 0)
 		return rc;
 	return 0;
 }

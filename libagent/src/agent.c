@@ -34,6 +34,8 @@ struct ag__ask {
 
 static struct ag__agent_rt *running;
 
+static void fwd_acked(const struct ag_event *ev);
+
 struct ag__agent_rt *
 ag__agent_current(void)
 {
@@ -186,8 +188,10 @@ event_drop(struct ag_event *ev, int ack)
 {
 	if (!ev->msg)
 		return;
-	if (ack && !ev->acked)
+	if (ack && !ev->acked) {
 		tpart_ack(ev->tp, ev->rt->seg->reader, ev->msg->offset);
+		fwd_acked(ev);
+	}
 	if (ev->json)
 		json_decref(ev->json);
 	ag__held_release(ev->msg, ev->refs);
@@ -719,16 +723,119 @@ event_headers(const struct ag_event *ev)
 	return h;
 }
 
-/* Produces a copy of ev (key given, value, timestamp, headers) to topic's partition. */
+/*
+ * The header a forward carries: the event's source partition and offset, so that the
+ * reader of the boundary topic can tell a forward made again after a crash (a duplicate
+ * with a new offset) from a new event.
+ */
+#define AG__FWD_HEADER "faustc-src"
+
+/*
+ * Produces a copy of ev (key given, value, timestamp, headers) to topic's partition; a
+ * boundary forward (src set) adds AG__FWD_HEADER.
+ */
 static int
 forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topic *topic,
-	      int32_t partition, const struct ag_bytes *key)
+	      int32_t partition, const struct ag_bytes *key, int src)
 {
 	rd_kafka_headers_t *h = event_headers(ev);
 	struct ag_bytes value = ag_event_value(ev);
+	h = h ? rd_kafka_headers_copy(h) : src ? rd_kafka_headers_new(1) : NULL;
+	if (src) {
+		char pos[48];
+		snprintf(pos, sizeof(pos), "%d:%lld", (int)ev->msg->partition,
+			 (long long)ev->msg->offset);
+		rd_kafka_header_remove(h, AG__FWD_HEADER);
+		rd_kafka_header_add(h, AG__FWD_HEADER, -1, pos, -1);
+	}
 	return produce_wait(rt->w, topic, partition, key,
-			    ev->msg->payload || ev->value_set ? &value : NULL,
-			    h ? rd_kafka_headers_copy(h) : NULL, ag_event_timestamp(ev));
+			    ev->msg->payload || ev->value_set ? &value : NULL, h,
+			    ag_event_timestamp(ev));
+}
+
+int
+ag__fwd_set(struct ag__tpart *tp, const int64_t *acked, uint32_t n)
+{
+	free(tp->fwd_taken);
+	free(tp->fwd_acked);
+	tp->fwd_taken = tp->fwd_acked = NULL;
+	tp->nfwd = 0;
+	tp->fwd_dirty = 0;
+	if (!n)
+		return 0;
+	tp->fwd_taken = malloc(n * sizeof(int64_t));
+	tp->fwd_acked = malloc(n * sizeof(int64_t));
+	if (!tp->fwd_taken || !tp->fwd_acked)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		tp->fwd_taken[i] = tp->fwd_acked[i] = acked ? acked[i] : -1;
+	tp->nfwd = n;
+	return 0;
+}
+
+/* The source partition and offset of a forwarded event; 0, or -1 when it has none. */
+static int
+fwd_pos(const struct ag_event *ev, uint32_t *part, int64_t *off)
+{
+	struct ag_bytes v;
+	char buf[48], *end;
+	if (ag_event_header(ev, AG__FWD_HEADER, &v) < 0 || v.len >= sizeof(buf))
+		return -1;
+	memcpy(buf, v.ptr, v.len);
+	buf[v.len] = 0;
+	long p = strtol(buf, &end, 10);
+	if (*end != ':' || p < 0 || p > 1000000)
+		return -1;
+	*part = (uint32_t)p;
+	*off = strtoll(end + 1, NULL, 10);
+	return 0;
+}
+
+/*
+ * Whether the event just taken is a forward this partition has seen: the forwarder of its
+ * source partition went back after a crash or a rebalance and forwarded it again. The
+ * offsets of one source partition only go up in a boundary partition otherwise.
+ */
+static int
+fwd_duplicate(struct ag_event *ev)
+{
+	struct ag__tpart *tp = ev->tp;
+	uint32_t p;
+	int64_t off;
+	if (!tp->topic->flow || fwd_pos(ev, &p, &off) < 0)
+		return 0;
+	if (p >= tp->nfwd) {
+		uint32_t n = p + 1;
+		int64_t *t = realloc(tp->fwd_taken, n * sizeof(*t));
+		if (!t)
+			return 0;
+		tp->fwd_taken = t;
+		int64_t *a = realloc(tp->fwd_acked, n * sizeof(*a));
+		if (!a)
+			return 0;
+		tp->fwd_acked = a;
+		for (uint32_t i = tp->nfwd; i < n; i++)
+			tp->fwd_taken[i] = tp->fwd_acked[i] = -1;
+		tp->nfwd = n;
+	}
+	if (off <= tp->fwd_taken[p])
+		return 1;
+	tp->fwd_taken[p] = off;
+	return 0;
+}
+
+/* The event is done: a forwarded one's position counts as processed. */
+static void
+fwd_acked(const struct ag_event *ev)
+{
+	struct ag__tpart *tp = ev->tp;
+	uint32_t p;
+	int64_t off;
+	if (tp->topic->flow && tp->nfwd && fwd_pos(ev, &p, &off) == 0 && p < tp->nfwd &&
+	    off > tp->fwd_acked[p]) {
+		tp->fwd_acked[p] = off;
+		tp->fwd_dirty = 1;
+	}
 }
 
 /*
@@ -759,7 +866,7 @@ run_stages(struct ag__agent_rt *rt, struct ag_event *ev)
 		case AG__STAGE_ECHO: {
 			what = " (echo)";
 			struct ag_bytes key = ag_event_key(ev);
-			rc = forward_event(rt, ev, st->topic, -1, ev->msg->key ? &key : NULL);
+			rc = forward_event(rt, ev, st->topic, -1, ev->msg->key ? &key : NULL, 0);
 			break;
 		}
 		default:
@@ -793,6 +900,13 @@ pull_one(struct ag__agent_rt *rt)
 		char why[512];
 		rt->nevs++;
 		w->events++;
+		if (fwd_duplicate(ev)) {
+			/* Acked, but its position is the original's to record. */
+			w->fwd_duplicates++;
+			tpart_ack(ev->tp, rt->seg->reader, ev->msg->offset);
+			event_unhand(rt, 0);
+			continue;
+		}
 		int reason = check_event(rt, ev, why, sizeof(why));
 		if (reason >= 0) {
 			if (bad_input(rt, reason, why) == AG_EOF)
@@ -868,7 +982,7 @@ forward(struct ag__agent_rt *rt)
 		if (rc == 0)
 			rc = ag__flow_wait(rt, b->topic, p);
 		if (rc == 0)
-			rc = forward_event(rt, ev, b->topic, p, has_key ? &key : NULL);
+			rc = forward_event(rt, ev, b->topic, p, has_key ? &key : NULL, 1);
 		if (rc == AG_ESTOPPED && rt->w->stopping)
 			break;
 		if (rc < 0)
@@ -968,6 +1082,7 @@ ag_ack(struct ag_event *ev)
 {
 	if (ev->msg && !ev->acked) {
 		tpart_ack(ev->tp, ev->rt->seg->reader, ev->msg->offset);
+		fwd_acked(ev);
 		ev->acked = 1;
 	}
 	return 0;

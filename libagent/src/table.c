@@ -817,6 +817,68 @@ flush_record(struct ag__worker *w, struct ag_table *t, int32_t p, struct ag_byte
 	return 0;
 }
 
+/* Queues the forwarded positions of t's source partition p (a boundary topic's). */
+static int
+flush_fwd(struct ag__worker *w, struct ag_table *t, int32_t p)
+{
+	struct ag__tpart *tp = t->source->parts ? &t->source->parts[p] : NULL;
+	if (!tp || !tp->fwd_dirty || !tp->assigned || !tp->nfwd)
+		return 0;
+	uint8_t *buf = malloc(AG__TVAL_HEADER_MAX + 8 * (size_t)tp->nfwd);
+	if (!buf)
+		return -ENOMEM;
+	struct ag__tval tv = {.offset = -1, .mtime = -1, .meta = 1};
+	size_t n = ag__tval_header(&tv, buf);
+	for (uint32_t i = 0; i < tp->nfwd; i++) {
+		uint64_t v = (uint64_t)tp->fwd_acked[i];
+		for (int b = 0; b < 8; b++)
+			buf[n++] = (uint8_t)(v >> (56 - 8 * b));
+	}
+	ag__tval_parse((struct ag_bytes){buf, n}, &tv);
+	int rc = flush_record(w, t, p, (struct ag_bytes){AG__FWD_META_KEY, AG__FWD_META_KEYLEN},
+			      &tv, 0);
+	free(buf);
+	return rc;
+}
+
+/* Reads the forwarded positions of tp back from the first table that follows its topic. */
+static int
+load_fwd(struct ag__worker *w, struct ag__tpart *tp)
+{
+	if (!tp->topic->flow)
+		return 0;
+	for (size_t i = 0; i < w->app->ntables; i++) {
+		struct ag_table *t = w->app->tables[i];
+		if (t->source != tp->topic)
+			continue;
+		struct ag_bytes raw;
+		int rc = ag__store_get(w->store, t->name, tp->partition,
+				       (struct ag_bytes){AG__FWD_META_KEY, AG__FWD_META_KEYLEN},
+				       &raw);
+		if (rc == -ENOENT)
+			return ag__fwd_set(tp, NULL, 0);
+		struct ag__tval tv;
+		if (rc < 0 || ag__tval_parse(raw, &tv) < 0 || !tv.meta || tv.payload.len % 8 ||
+		    tv.payload.len / 8 > 1000000)
+			return rc < 0 ? rc : AG_ESTORE;
+		uint32_t n = (uint32_t)(tv.payload.len / 8);
+		int64_t *acked = malloc((n ? n : 1) * sizeof(*acked));
+		if (!acked)
+			return -ENOMEM;
+		const uint8_t *q = tv.payload.ptr;
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t v = 0;
+			for (int b = 0; b < 8; b++)
+				v = v << 8 | q[k * 8 + (uint32_t)b];
+			acked[k] = (int64_t)v;
+		}
+		rc = ag__fwd_set(tp, acked, n);
+		free(acked);
+		return rc;
+	}
+	return ag__fwd_set(tp, NULL, 0);
+}
+
 int
 ag__tables_cycle_begin(struct ag__worker *w)
 {
@@ -863,9 +925,18 @@ ag__tables_cycle_begin(struct ag__worker *w)
 					goto out;
 				pt->meta_dirty = 0;
 			}
+			if ((rc = flush_fwd(w, t, p)) < 0)
+				goto out;
 		}
 	}
 out:
+	if (rc == 0) {
+		for (size_t i = 0; i < w->app->ntopics; i++) {
+			struct ag_topic *t = w->app->topics[i];
+			for (int q = 0; t->flow && t->parts && q < t->partitions; q++)
+				t->parts[q].fwd_dirty = 0;
+		}
+	}
 	return rc == -ENOBUFS ? 0 : rc;
 }
 
@@ -996,6 +1067,17 @@ tpart_recovered(struct ag__worker *w, struct ag__tpart *tp)
 {
 	if (--tp->recovering > 0)
 		return;
+	int rc = load_fwd(w, tp);
+	if (rc < 0) {
+		ag__log(w->app, AG_LOG_ERROR,
+			"%s[%d]: the forwarded positions stored with its tables cannot be read "
+			"(%s); "
+			"the worker stops rather than count forwards twice",
+			tp->topic->name, (int)tp->partition, ag_strerror(rc));
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+		return;
+	}
 	tp->ready = tp->assigned && !tp->revoking;
 	if (tp->ready && ag__tpart_most(tp))
 		ag__tpart_wake(w, tp);

@@ -19,6 +19,14 @@
 /* The key of a windowed partition's window state in the data and the changelog. */
 #define AG__WINDOW_META_KEY "\0"
 #define AG__WINDOW_META_KEYLEN 1
+/*
+ * The record of a table on a boundary topic (group_by, through) that holds, per source
+ * partition, the highest source offset of the forwarded events its partition processed
+ * (n x 8 bytes, big-endian). Written with the table's values, so a worker that restores
+ * the partition skips exactly the forwards made again after a crash.
+ */
+#define AG__FWD_META_KEY "\1"
+#define AG__FWD_META_KEYLEN 1
 /* Window keys: start (8 bytes) then the user key. */
 #define AG__WINDOW_KEY_PREFIX 8
 /* The longest stored key we build (LMDB takes 511 bytes, table name and partition included). */

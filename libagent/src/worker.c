@@ -118,6 +118,7 @@ topic_parts_free(struct ag_topic *t)
 		}
 		free(tp->rings);
 		free(tp->acks);
+		ag__fwd_set(tp, NULL, 0);
 	}
 	free(t->parts);
 	t->parts = NULL;
@@ -566,6 +567,7 @@ finish_revoke(struct ag__worker *w)
 			tp->paused = 0;
 			tpart_drop_buffer(tp);
 			tpart_acks_reset(tp, 0);
+			ag__fwd_set(tp, NULL, 0);
 			ag__tables_revoke(w, tp);
 		}
 	}
@@ -1114,9 +1116,10 @@ ag__worker_run(struct ag_app *app)
 				 : 0.0;
 	ag__log(app, AG_LOG_INFO,
 		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
-		"forward_waits=%llu",
+		"forward_waits=%llu forward_duplicates=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
-		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits);
+		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits,
+		(unsigned long long)w->fwd_duplicates);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		char line[256];

@@ -57,6 +57,13 @@ struct ag__tpart {
 	struct ag__acks *acks; /* [nreaders]: offsets received and each reader's acks */
 	int have_pos; /* acks hold a real position */
 	int64_t committed; /* last committed position, -1 none */
+	/*
+	 * A boundary topic's partition: per source partition, the highest source offset of the
+	 * forwarded events taken (duplicate detection) and acked (persisted with its tables).
+	 */
+	int64_t *fwd_taken, *fwd_acked;
+	uint32_t nfwd;
+	int fwd_dirty; /* fwd_acked changed since the last commit cycle */
 };
 
 enum ag__agent_state {
@@ -197,7 +204,7 @@ struct ag__worker {
 	int32_t reply_partition;
 
 	/* stats */
-	uint64_t events, sent, failed_deliveries;
+	uint64_t events, sent, failed_deliveries, fwd_duplicates;
 	uint64_t first_event_ns, last_delivery_ns;
 };
 
@@ -229,6 +236,11 @@ const struct ag_event *ag__current_event(void);
 void ag__tpart_wake(struct ag__worker *w, struct ag__tpart *tp);
 /* worker.c: the messages tp's fullest ring holds (what back-pressure looks at). */
 uint32_t ag__tpart_most(const struct ag__tpart *tp);
+/*
+ * agent.c: a boundary partition's forwarded positions, n of them (the source's partition
+ * count), as loaded from its tables (restore) or cleared (n 0). Returns 0, -ENOMEM.
+ */
+int ag__fwd_set(struct ag__tpart *tp, const int64_t *acked, uint32_t n);
 /* worker.c: lets go of a reader's copy of a message. */
 void ag__held_release(rd_kafka_message_t *m, uint32_t *refs);
 /* worker.c: resumes tp's fetching when back-pressure paused it and every ring drained. */
