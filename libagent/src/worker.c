@@ -1166,7 +1166,10 @@ out_broker:
 	ag__broker_close(&w->broker);
 out_store:
 	ag__store_close(w->store);
-out_free:;
+out_free:
+	/* Also when start-up stopped before the loop (no broker, a stop signal): idempotent. */
+	for (size_t i = 0; i < app->ntopics; i++)
+		topic_parts_free(app->topics[i]);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
 	int status = rc < 0 && !w->handles_open && w->exit_status == 0 ? 1 : w->exit_status;
