@@ -1,7 +1,7 @@
 /*
  * The stateful benchmark pipe: the workload of bench/load, re-keyed by country through a
- * repartition topic (group_by) and summed per country in a table (LMDB and changelog on):
- * Faust's withdrawals example, the amount per country.
+ * repartition topic (group_by) and summed per country in 10 s tumbling windows by event
+ * time (LMDB and changelog on): Faust's withdrawals example, the amount per country.
  *
  * With BENCH_EVENTS=N the body asks the worker to stop after N events (every event reaches
  * the body once, through the repartition topic); bench/stateful.sh reads the stats line.
@@ -82,6 +82,9 @@ setup(struct ag_app *app)
 		rc = ag_agent_group_by(agent, "country", country_key, NULL, 0, &by);
 	if (rc == 0)
 		rc = ag_app_table(app, "country_total", by, NULL, &group_state.totals);
+	if (rc == 0)
+		rc = ag_table_window(group_state.totals,
+				     &(struct ag_window_opts){.size_s = 10.0, .expires_s = 3600.0});
 	return rc;
 }
 

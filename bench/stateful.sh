@@ -3,7 +3,8 @@
 # preloaded 240,000 withdrawals (bench/load):
 #   stateless  pipe_app.so: filter amount > 100, send a transformed record (bench/run.sh)
 #   stateful   group_app.so: group_by country through a repartition topic, then
-#              table[country] += amount, LMDB and changelog on
+#              table[country] += amount in 10 s tumbling windows by event time, LMDB and
+#              changelog on (issue 4's windowed pipeline)
 # Each runs ROUNDS times (each run in its own consumer group from the start of the
 # topic); the script prints each run, the medians, and the stateful/stateless ratio of
 # events per second.
