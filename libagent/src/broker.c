@@ -629,17 +629,8 @@ static int
 request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
 	     const struct rd_kafka_metadata *md, char *err, size_t errlen)
 {
-	if (!md_find(md, CONTROL_TOPIC)) {
-		char names[1024];
-		missing_topics(app, md, names, sizeof(names));
-		snprintf(
-			err, errlen,
-			"topics %s do not exist on the broker at %s, and it takes no create "
-			"requests (it is a worker's embedded broker, not `faustc broker`); start a "
-			"worker of this app on it first, or run `faustc broker`",
-			names, b->bootstrap);
-		return AG_ETOPIC;
-	}
+	if (!md_find(md, CONTROL_TOPIC))
+		return 0; /* a worker's embedded broker: its worker creates them (or nobody) */
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, CONTROL_TOPIC, NULL);
 	if (!rkt) {
 		snprintf(err, errlen, "cannot use the control topic of %s: %s", b->bootstrap,
@@ -783,6 +774,19 @@ ag__broker_ensure_topics(struct ag__broker *b, struct ag_app *app, char *err, si
 		    elapsed_s(start) > wait_s(b))
 			break;
 		sleep_ms(100);
+	}
+	if (b->kind == AG__BROKER_MOCK && !md_find(md, CONTROL_TOPIC)) {
+		char missing[1024];
+		if (missing_topics(app, md, missing, sizeof(missing)) != 0) {
+			snprintf(err, errlen,
+				 "topics %s do not exist on the broker at %s, and it takes no "
+				 "create requests (it is a worker's embedded broker, not `faustc "
+				 "broker`); start a worker of this app on it first, or run "
+				 "`faustc broker`",
+				 missing, b->bootstrap);
+			rc = AG_ETOPIC;
+			goto out;
+		}
 	}
 	rc = verify(b, app, md, err, errlen);
 out:
