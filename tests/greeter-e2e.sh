@@ -168,6 +168,13 @@ check_eq "after the move every name is greeted the second time" \
 	"$(greetings "$bootstrap" | grep '^m' | cut -d'|' -f2 | sed 's/ m[0-9]*$//' | sort | uniq -c |
 		awk '{$1=$1; print}' | paste -sd';')" \
 	"200 Nice to see you again;200 Welcome"
+# The survivor followed the leaver's partitions as a standby replica: the takeover
+# restores nothing (the changelog tail is empty), where a cold owner replays everything.
+grep -q "standby: following seen_count" "$tmp/w1.log" &&
+	[ "$(awk '/partitions assigned: names\[0\].*names\[7\]/ { n = 0 } /restoring seen_count/ { n++ } END { print n + 0 }' "$tmp/w1.log")" -eq 0 ] &&
+	ok "standby: the survivor followed the other's partitions and restored nothing on takeover" ||
+	not_ok "standby: the survivor followed the other's partitions and restored nothing on takeover" \
+		"$(grep -E 'standby|restor|assigned' "$tmp/w1.log" | tail -8)"
 stop_worker TERM
 check_eq "the remaining worker exits 0" "$worker_status" "0"
 kill -TERM "$broker_pid"

@@ -48,6 +48,7 @@ ag_app_new(struct ag_app **out)
 		return -ENOMEM;
 	app->commit_interval = 2.8;
 	app->max_message_bytes = 1u << 20;
+	app->standby_replicas = 1;
 	app->loglevel = AG_LOG_INFO;
 	*out = app;
 	return 0;
@@ -152,6 +153,12 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		if (errno || end == value || *end || !(v >= 0.01 && v <= 3600.0))
 			return -EINVAL;
 		app->commit_interval = v;
+		return 0;
+	}
+	if (strcmp(name, "standby_replicas") == 0) {
+		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+			return -EINVAL;
+		app->standby_replicas = value[0] - '0';
 		return 0;
 	}
 	if (strcmp(name, "max_message_bytes") == 0) {

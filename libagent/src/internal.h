@@ -175,6 +175,7 @@ struct ag_app {
 	struct ag__kv *kafka_conf; /* librdkafka properties for every client */
 	size_t nkafka_conf;
 	size_t max_message_bytes;
+	int standby_replicas; /* 0 or 1: keep warm copies of partitions other workers own */
 	const struct ag_record_type **models;
 	size_t nmodels;
 	struct ag_codec_ops *codecs; /* id AG_CODEC_CUSTOM + i */

@@ -1083,12 +1083,86 @@ tpart_recovered(struct ag__worker *w, struct ag__tpart *tp)
 		ag__tpart_wake(w, tp);
 }
 
+/* ---- standby replicas ---- */
+
+static void
+standby_stop(struct ag__worker *w, struct ag_table *t, int32_t p)
+{
+	struct ag__part *pt = &t->rt->parts[p];
+	if (!pt->standby)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, t->changelog->name, p);
+	rd_kafka_error_t *e = rd_kafka_incremental_unassign(w->restorer, l);
+	if (e)
+		rd_kafka_error_destroy(e);
+	rd_kafka_topic_partition_list_destroy(l);
+	pt->standby = 0;
+	ag__log(w->app, AG_LOG_DEBUG, "standby of %s[%d] stops after %llu records", t->name, (int)p,
+		(unsigned long long)pt->standby_applied);
+}
+
+static void
+standby_start(struct ag__worker *w, struct ag_table *t, int32_t p)
+{
+	struct ag__part *pt = &t->rt->parts[p];
+	int64_t stored = -1;
+	if (ag__store_get_offset(w->store, t->name, p, &stored) < 0)
+		stored = -1;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, t->changelog->name, p)->offset =
+		stored >= 0 ? stored : RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_error_t *e = rd_kafka_incremental_assign(w->restorer, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e) {
+		ag__log(w->app, AG_LOG_WARN, "cannot follow %s[%d] as a standby: %s", t->name,
+			(int)p, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		return;
+	}
+	pt->standby = 1;
+	pt->standby_applied = 0;
+	ag__log(w->app, AG_LOG_INFO, "standby: following %s[%d] from %lld", t->name, (int)p,
+		(long long)(stored >= 0 ? stored : 0));
+}
+
+/*
+ * Standby replicas: the partition half way round from each partition this worker owns,
+ * when another worker owns it (with the range assignor, partitions are split into blocks,
+ * so this gives each partition one standby on another worker as long as no worker owns
+ * more than half). A standby follows the partition's changelog into LMDB, so when the
+ * partition moves here only the changelog's tail is restored.
+ */
+void
+ag__tables_standby(struct ag__worker *w)
+{
+	for (size_t i = 0; i < w->app->ntables; i++) {
+		struct ag_table *t = w->app->tables[i];
+		const struct ag_topic *src = t->source;
+		int n = t->changelog->partitions;
+		if (!t->rt || !src->parts || src->partitions != n)
+			continue;
+		for (int32_t s = 0; s < n; s++) {
+			const struct ag__tpart *own = &src->parts[s];
+			const struct ag__tpart *partner = &src->parts[(s + n - n / 2) % n];
+			int want = w->app->standby_replicas && !w->stopping && n >= 2 &&
+				   !(own->assigned && !own->revoking) && partner->assigned &&
+				   !partner->revoking;
+			if (want && !t->rt->parts[s].standby && !t->rt->parts[s].restoring)
+				standby_start(w, t, s);
+			else if (!want)
+				standby_stop(w, t, s);
+		}
+	}
+}
+
 static int
 restore_part(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp)
 {
 	int32_t p = tp->partition;
 	struct ag__part *pt = &t->rt->parts[p];
 	const char *clog = t->changelog->name;
+	standby_stop(w, t, p); /* LMDB has what it followed: only the rest is restored */
 	cache_clear(pt, 0, 0);
 	ag__window_part_reset(pt);
 	int64_t stored = -1, lo = 0, hi = 0;
@@ -1278,11 +1352,11 @@ ag__tables_restore_poll(struct ag__worker *w)
 		struct ag_table *t =
 			m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : NULL;
 		struct ag__part *pt = t && t->rt ? &t->rt->parts[m->partition] : NULL;
-		if (!pt || !pt->restoring)
+		if (!pt || !(pt->restoring || pt->standby))
 			continue;
 		int finished = 0;
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			finished = 1;
+			finished = pt->restoring;
 		} else if (m->err) {
 			ag__log(w->app, AG_LOG_ERROR, "restoring %s[%d]: %s", t->name,
 				(int)m->partition, rd_kafka_message_errstr(m));
@@ -1301,6 +1375,10 @@ ag__tables_restore_poll(struct ag__worker *w)
 						   .offset = m->offset + 1};
 			if (push_op(ts, &op, NULL) < 0 || push_op(ts, &off, NULL) < 0)
 				continue;
+			if (pt->standby) {
+				pt->standby_applied++;
+				continue;
+			}
 			pt->restored++;
 			finished = m->offset + 1 >= pt->restore_end;
 			restore_progress(w, t, pt, m);

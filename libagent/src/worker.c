@@ -571,6 +571,7 @@ finish_revoke(struct ag__worker *w)
 			ag__tables_revoke(w, tp);
 		}
 	}
+	ag__tables_standby(w);
 	rd_kafka_assign(w->consumer, NULL);
 }
 
@@ -691,6 +692,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			ag__tables_assign(w, tp);
 		}
 		rd_kafka_assign(rk, parts);
+		ag__tables_standby(w);
 		if (holds_leader(w, parts))
 			ag__timers_set_leader(w, 1);
 		return;

@@ -302,6 +302,8 @@ void ag__tables_close(struct ag__worker *w);
 /* Starts restoring the tables of tp; sets tp->ready when nothing is to restore. */
 int ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp);
 void ag__tables_revoke(struct ag__worker *w, struct ag__tpart *tp);
+/* Starts and stops standby replicas to follow the partitions this worker now owns. */
+void ag__tables_standby(struct ag__worker *w);
 /* Collects dirty entries into the cycle (producing changelog records). */
 int ag__tables_cycle_begin(struct ag__worker *w);
 /* Writes the collected entries and changelog offsets to LMDB. */

@@ -72,6 +72,9 @@ const char *ag_app_id(const struct ag_app *app);
  *   "commit_interval" seconds between offset commits, a decimal (default 2.8)
  *   "loglevel"        debug, info, warn, error (default info)
  *   "max_message_bytes" larger keys+values are bad input (default 1048576)
+ *   "standby_replicas" 1 (default): each worker follows the changelogs of some table
+ *                     partitions other workers own, so a failover replays only the tail;
+ *                     0: none (docs/tables.md)
  *   "kafka.NAME"      librdkafka property NAME passed to every client
  * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
  */
