@@ -1030,6 +1030,20 @@ republish_one(int32_t part, struct ag_bytes key, struct ag_bytes val, void *user
 {
 	struct republish *r = userdata;
 	struct ag__tval tv;
+	if (key.len == AG__FWD_META_KEYLEN && memcmp(key.ptr, AG__FWD_META_KEY, key.len) == 0) {
+		/* Forwarded positions name offsets of a source topic that is gone too. */
+		struct ag__store_op op = {
+			.kind = AG__STORE_DEL, .table = r->t->name, .part = part, .key = key};
+		uint8_t *copy = malloc(key.len);
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, key.ptr, key.len);
+		op.key = (struct ag_bytes){copy, key.len};
+		int rc = push_op(&r->ops, &op, copy);
+		if (rc < 0)
+			free(copy);
+		return rc;
+	}
 	if (ag__tval_parse(val, &tv) == 0 && tv.offset >= 0) {
 		uint8_t *copy = malloc(key.len + AG__TVAL_HEADER_MAX + tv.payload.len + 1);
 		if (!copy)

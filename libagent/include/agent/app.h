@@ -28,7 +28,7 @@ typedef int (*ag_app_setup_fn)(struct ag_app *app);
 int ag_app_main(int argc, char **argv, ag_app_setup_fn setup);
 
 /* ABI version of the module entry point; bumped on incompatible changes. */
-#define AG_MODULE_ABI 1
+#define AG_MODULE_ABI 2
 
 /* The one symbol an app module exports. */
 struct ag_module {
