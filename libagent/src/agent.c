@@ -802,7 +802,11 @@ fwd_duplicate(struct ag_event *ev)
 	struct ag__tpart *tp = ev->tp;
 	uint32_t p;
 	int64_t off;
-	if (!tp->topic->flow || fwd_pos(ev, &p, &off) < 0)
+	/*
+	 * Positions are tracked for one reader: a boundary topic that other agents read too is
+	 * at-least-once for them all (each reader would need its own positions).
+	 */
+	if (!tp->topic->flow || tp->nreaders != 1 || fwd_pos(ev, &p, &off) < 0)
 		return 0;
 	if (p >= tp->nfwd) {
 		uint32_t n = p + 1;
@@ -831,8 +835,8 @@ fwd_acked(const struct ag_event *ev)
 	struct ag__tpart *tp = ev->tp;
 	uint32_t p;
 	int64_t off;
-	if (tp->topic->flow && tp->nfwd && fwd_pos(ev, &p, &off) == 0 && p < tp->nfwd &&
-	    off > tp->fwd_acked[p]) {
+	if (tp->topic->flow && tp->nreaders == 1 && tp->nfwd && fwd_pos(ev, &p, &off) == 0 &&
+	    p < tp->nfwd && off > tp->fwd_acked[p]) {
 		tp->fwd_acked[p] = off;
 		tp->fwd_dirty = 1;
 	}
