@@ -48,6 +48,7 @@ ag_err_name(int err)
 		AG__ERRNO_NAME(EACCES)
 		AG__ERRNO_NAME(EAGAIN)
 		AG__ERRNO_NAME(ERANGE)
+		AG__ERRNO_NAME(EPERM)
 #undef AG__ERRNO_NAME
 	default:
 		return "UNKNOWN";

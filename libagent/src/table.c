@@ -196,7 +196,13 @@ ag__op_begin(struct ag_table *t, const struct ag_bytes *key, struct ag__op *op)
 		return AG_ESTOPPED;
 	const struct ag_event *ev = ag__current_event();
 	*op = (struct ag__op){.t = t, .off = -1, .ev = ev};
-	if (ev) {
+	if (t->opts.global) {
+		/* A key's home is murmur2(key); the owner's own events write it exactly. */
+		op->p = ag__murmur2_partition(key->ptr, key->len, t->changelog->partitions);
+		if (ev && ev->tp->topic == t->source && ev->msg->partition == op->p &&
+		    (!ev->rt || ev->rt->seg->reader == 0))
+			op->off = ev->msg->offset;
+	} else if (ev) {
 		if (ev->tp->topic->partitions != t->changelog->partitions) {
 			if (!t->rt->copart_logged++)
 				ag__log(t->app, AG_LOG_ERROR,
@@ -410,6 +416,9 @@ update(struct ag_table *t, const struct ag_bytes *key, struct upd *u)
 	int rc = ag__op_begin(t, key, &op);
 	if (rc < 0)
 		return rc;
+	if (t->opts.global && !(t->source->parts && t->source->parts[op.p].assigned &&
+				!t->source->parts[op.p].revoking))
+		return -EPERM; /* another worker owns the key's partition: read-only here */
 	if (!t->win.on)
 		return apply_one(&op, *key, u, 1, 0);
 	int64_t time, starts[1024];
@@ -1159,9 +1168,10 @@ ag__tables_standby(struct ag__worker *w)
 		for (int32_t s = 0; s < n; s++) {
 			const struct ag__tpart *own = &src->parts[s];
 			const struct ag__tpart *partner = &src->parts[(s + n - n / 2) % n];
-			int want = w->app->standby_replicas && !w->stopping && n >= 2 &&
-				   !(own->assigned && !own->revoking) && partner->assigned &&
-				   !partner->revoking;
+			int owned = own->assigned && !own->revoking;
+			int want = !w->stopping && !owned &&
+				   (t->opts.global || (w->app->standby_replicas && n >= 2 &&
+						       partner->assigned && !partner->revoking));
 			if (want && !t->rt->parts[s].standby && !t->rt->parts[s].restoring)
 				standby_start(w, t, s);
 			else if (!want)

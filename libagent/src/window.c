@@ -63,6 +63,8 @@ ag_table_window(struct ag_table *t, const struct ag_window_opts *o)
 		return -EINVAL;
 	if (t->win.on)
 		return -EEXIST;
+	if (t->opts.global)
+		return -EINVAL;
 	struct ag__window w = {.on = 1, .opts = *o};
 	if (ms_of(o->size_s, &w.size) < 0 || ms_of(o->step_s, &w.step) < 0 ||
 	    ms_of(o->expires_s, &w.expires) < 0 || ms_of(o->grace_s, &w.grace) < 0)

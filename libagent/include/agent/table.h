@@ -42,6 +42,14 @@ struct ag_table_opts {
 	 * Not for windowed tables (their windows expire by stream time).
 	 */
 	double ttl_s;
+	/*
+	 * Global table (Faust's GlobalTable): every worker keeps every partition. A key lives in
+	 * partition murmur2(key) whatever the event being processed; the worker that owns that
+	 * partition of the source topic writes it (a write elsewhere returns -EPERM), and every
+	 * other worker follows the partition's changelog into its LMDB, so reads of any key work
+	 * on every worker, a little behind the owner's writes. Not for windowed tables.
+	 */
+	int global;
 };
 
 /*
