@@ -4,6 +4,10 @@
  * partitions. Then agent `get`, on the one worker that owns gl-q's only partition, reads
  * every key: all of them must be there, also the keys the other worker wrote (it follows
  * their changelog), and writing a key of the other worker's partitions is refused.
+ *
+ * `put` also writes the plain table `s`, of which each worker keeps standby replicas of the
+ * other's partitions. Then the worker without gl-q is killed with SIGKILL: the survivor
+ * takes its partitions over and restores nothing, because its standbys already hold them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,7 +26,7 @@
 			return try__rc; \
 	} while (0)
 
-static struct ag_table *g;
+static struct ag_table *g, *s_table;
 
 static int
 agent_put(struct ag_stream *s, void *userdata)
@@ -31,7 +35,8 @@ agent_put(struct ag_stream *s, void *userdata)
 	int rc;
 	while ((rc = ag_stream_next(s, &ev)) == 0) {
 		struct ag_bytes k = ag_event_key(ev), v = ag_event_value(ev);
-		if ((rc = ag_table_set_bytes(g, &k, &v)) < 0)
+		if ((rc = ag_table_set_bytes(g, &k, &v)) < 0 ||
+		    (rc = ag_table_set_bytes(s_table, &k, &v)) < 0)
 			return rc;
 	}
 	return rc == AG_EOF ? 0 : rc;
@@ -68,6 +73,7 @@ setup(struct ag_app *app)
 	TRY(ag_app_topic(app, "gl-q", &(struct ag_topic_opts){.partitions = 1}, &q));
 	TRY(ag_app_topic(app, "gl-out", &(struct ag_topic_opts){.partitions = 1}, &out));
 	TRY(ag_app_table(app, "g", in, &(struct ag_table_opts){.global = 1}, &g));
+	TRY(ag_app_table(app, "s", in, NULL, &s_table));
 	TRY(ag_app_agent(app, "put", in, agent_put, NULL, NULL));
 	TRY(ag_app_agent(app, "get", q, agent_get, NULL, &a));
 	TRY(ag_agent_sink_topic(a, out));
@@ -145,8 +151,42 @@ main(void)
 	   "it writes the keys of its own partitions (%d) and is refused the others' (%d)", written,
 	   refused);
 	coll_close(&out);
-	stop_child(w1, "worker 1");
-	stop_child(w2, "worker 2");
+
+	/* Failover: kill the worker that does not own gl-q (the other answered the queries). */
+	char log1[300], log2[300];
+	path_in(log1, sizeof(log1), "w1.log");
+	path_in(log2, sizeof(log2), "w2.log");
+	char *t1 = slurp(log1);
+	int w1_has_q = t1 && strstr(t1, "gl-q[0]");
+	free(t1);
+	pid_t victim = w1_has_q ? w2 : w1, survivor = w1_has_q ? w1 : w2;
+	const char *slog = w1_has_q ? log1 : log2;
+	kill(victim, SIGKILL);
+	wait_exit(victim, 10000);
+	int took_over = 0;
+	for (int i = 0; i < 300 && !took_over; i++) {
+		sleep_ticking(100);
+		char *text = slurp(slog);
+		const char *const all[] = {
+			"partitions assigned: gl-in[0] gl-in[1] gl-in[2] gl-in[3]", NULL};
+		took_over = text && find_line(text, all) != NULL;
+		free(text);
+	}
+	sleep_ticking(1000);
+	char *text = slurp(slog);
+	const char *last = NULL;
+	for (const char *at = text; at && (at = strstr(at, "partitions assigned: gl-in[0] gl-in[1] "
+							   "gl-in[2] gl-in[3]"));
+	     at++)
+		last = at;
+	int standby = text && strstr(text, "standby: following s[");
+	int restored = last && strstr(last, "restoring s[");
+	ok(took_over && standby && !restored,
+	   "after a SIGKILL the survivor owns every partition and restores nothing of s: its "
+	   "standbys held them (took over %d, standby %d, restored %d)",
+	   took_over, standby, restored);
+	free(text);
+	stop_child(survivor, "the surviving worker");
 	kill(broker, SIGTERM);
 	wait_exit(broker, 10000);
 	free(url);
