@@ -202,6 +202,7 @@ event_drop(struct ag_event *ev, int ack)
 	ev->json = NULL;
 	ev->rec = ev->key_rec = NULL;
 	ev->value = (struct ag_bytes){NULL, 0};
+	ev->fwd_part = -1;
 }
 
 void
@@ -802,6 +803,7 @@ fwd_duplicate(struct ag_event *ev)
 	struct ag__tpart *tp = ev->tp;
 	uint32_t p;
 	int64_t off;
+	ev->fwd_part = -1;
 	/*
 	 * Positions are tracked for one reader: a boundary topic that other agents read too is
 	 * at-least-once for them all (each reader would need its own positions).
@@ -825,6 +827,8 @@ fwd_duplicate(struct ag_event *ev)
 	if (off <= tp->fwd_taken[p])
 		return 1;
 	tp->fwd_taken[p] = off;
+	ev->fwd_part = (int32_t)p;
+	ev->fwd_off = off;
 	return 0;
 }
 
@@ -833,11 +837,9 @@ static void
 fwd_acked(const struct ag_event *ev)
 {
 	struct ag__tpart *tp = ev->tp;
-	uint32_t p;
-	int64_t off;
-	if (tp->topic->flow && tp->nreaders == 1 && tp->nfwd && fwd_pos(ev, &p, &off) == 0 &&
-	    p < tp->nfwd && off > tp->fwd_acked[p]) {
-		tp->fwd_acked[p] = off;
+	int32_t p = ev->fwd_part;
+	if (p >= 0 && (uint32_t)p < tp->nfwd && ev->fwd_off > tp->fwd_acked[p]) {
+		tp->fwd_acked[p] = ev->fwd_off;
 		tp->fwd_dirty = 1;
 	}
 }

@@ -92,6 +92,9 @@ struct ag_event {
 	void *rec_mem, *key_rec_mem; /* this slot's record buffers (sized by the topic's types) */
 	struct ag_bytes value; /* set by ag_event_set_value (in the arena) */
 	int value_set;
+	/* a forward's source partition and offset (fwd_part < 0: none), read once when taken */
+	int32_t fwd_part;
+	int64_t fwd_off;
 };
 
 struct ag_stream {
