@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build librdkafka-dev libuv1-dev liblmdb-dev
-	libmsgpack-dev libjansson-dev kcat clang libclang-rt-14-dev valgrind)
+	libmsgpack-dev libjansson-dev kcat jq clang clang-format libclang-rt-14-dev valgrind)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -22,6 +22,13 @@ build=${1:-build}
 shift || true
 if [ ! -f "$build/build.ninja" ]; then
 	meson setup "$build" "$@" >/dev/null
+else
+	# An existing build dir takes the -D options again (setup-only flags are left out).
+	opts=()
+	for o in "$@"; do
+		case "$o" in -D*) opts+=("$o") ;; esac
+	done
+	[ ${#opts[@]} -eq 0 ] || meson configure "$build" "${opts[@]}" >/dev/null
 fi
 ninja -C "$build" >/dev/null
 echo "setup: built in $build" >&2

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 werror=-Dwerror=true
-scripts/setup.sh build "$werror"
-scripts/setup.sh build-asan "$werror" -Db_sanitize=address,undefined -Db_lundef=false \
+tools=-Drequire_test_tools=true
+scripts/setup.sh build "$werror" "$tools"
+scripts/setup.sh build-asan "$werror" "$tools" -Db_sanitize=address,undefined -Db_lundef=false \
 	--native-file scripts/clang.ini
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
