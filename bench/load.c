@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -102,8 +103,10 @@ out:
 	return rc;
 }
 
+/* Produces one record; timestamp 0: now. */
 static int
-produce_one(rd_kafka_t *rk, const char *key, size_t key_len, const char *value, size_t value_len)
+produce_one(rd_kafka_t *rk, const char *key, size_t key_len, const char *value, size_t value_len,
+	    int64_t timestamp)
 {
 	rd_kafka_resp_err_t err;
 
@@ -111,10 +114,15 @@ produce_one(rd_kafka_t *rk, const char *key, size_t key_len, const char *value, 
 		if (!produce_rkt)
 			produce_rkt = rd_kafka_topic_new(rk, TOPIC, NULL);
 		err = RD_KAFKA_RESP_ERR_NO_ERROR;
-		if (!produce_rkt ||
-		    rd_kafka_produce(produce_rkt, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-				     (void *)value, value_len, key, key_len, NULL) == -1)
+		if (!produce_rkt)
 			err = rd_kafka_last_error();
+		else
+			err = rd_kafka_producev(rk, RD_KAFKA_V_RKT(produce_rkt),
+						RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+						RD_KAFKA_V_VALUE((void *)value, value_len),
+						RD_KAFKA_V_KEY(key, key_len),
+						RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_END);
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(rk, 50);
@@ -131,7 +139,10 @@ produce_one(rd_kafka_t *rk, const char *key, size_t key_len, const char *value, 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: load -b HOST:PORT [-n COUNT] [-s SEED]\n");
+	fprintf(stderr,
+		"usage: load -b HOST:PORT [-n COUNT] [-s SEED] [-t SECONDS]\n"
+		"  -t: Kafka timestamps spread evenly over the SECONDS before now, in order\n"
+		"      (default: the produce time)\n");
 }
 
 int
@@ -141,12 +152,13 @@ main(int argc, char **argv)
 	long count = DEFAULT_COUNT;
 	uint64_t seed = DEFAULT_SEED;
 	long large = 0;
+	double span_s = 0;
 	rd_kafka_conf_t *conf;
 	rd_kafka_t *rk;
 	char err[256];
 	int opt, rc = 1;
 
-	while ((opt = getopt(argc, argv, "b:n:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:n:s:t:")) != -1) {
 		switch (opt) {
 		case 'b':
 			bootstrap = optarg;
@@ -156,6 +168,13 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 't':
+			span_s = strtod(optarg, NULL);
+			if (!(span_s > 0 && span_s < 1e7)) {
+				usage();
+				return 2;
+			}
 			break;
 		default:
 			usage();
@@ -184,8 +203,13 @@ main(int argc, char **argv)
 	if (check_partitions(rk))
 		goto out;
 
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t span_ms = (int64_t)(span_s * 1000.0);
+	int64_t first_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - span_ms;
 	for (long i = 0; i < count; i++) {
 		char key[32], value[128];
+		int64_t ts = span_ms ? first_ms + span_ms * i / count : 0;
 		int account = (int)(next_random(&seed) % ACCOUNTS);
 		int cents = (int)(next_random(&seed) % CENTS_RANGE);
 		const char *country = countries[next_random(&seed) % 32];
@@ -197,7 +221,7 @@ main(int argc, char **argv)
 
 		if (cents > LARGE_CENTS)
 			large++;
-		if (produce_one(rk, key, (size_t)key_len, value, (size_t)value_len))
+		if (produce_one(rk, key, (size_t)key_len, value, (size_t)value_len, ts))
 			goto out;
 	}
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The stateful pipeline against the stateless one, on one embedded broker holding the same
-# preloaded 240,000 withdrawals (bench/load):
+# preloaded 240,000 withdrawals (bench/load), their timestamps spread over the 10 minutes
+# before the load (SPAN seconds), so the windowed pipeline works through a backlog of event
+# time as after downtime:
 #   stateless  pipe_app.so: filter amount > 100, send a transformed record (bench/run.sh)
 #   stateful   group_app.so: group_by country through a repartition topic, then
 #              table[country] += amount in 10 s tumbling windows by event time, LMDB and
@@ -10,6 +12,8 @@
 # events per second.
 #
 # usage: bench/stateful.sh [BUILD_DIR] [ROUNDS]   (default: build, 3)
+# environment: SPAN (seconds of event time, default 600), LOAD (the loader, default
+# BUILD_DIR/bench/load: an older build can be measured with this one's loader)
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -18,7 +22,8 @@ EVENTS=240000
 TIMEOUT=300
 
 FAUSTC=$BUILD/cli/faustc
-LOAD=$BUILD/bench/load
+LOAD=${LOAD:-$BUILD/bench/load}
+SPAN=${SPAN:-600}
 RUSAGE=$BUILD/bench/rusage
 die() {
 	echo "stateful.sh: $*" >&2
@@ -47,8 +52,8 @@ done
 [[ -s $TMP/addr ]] || die "the broker wrote no address: $(tail -5 "$TMP/broker.log")"
 URL=$(head -n 1 "$TMP/addr")
 echo "broker: $URL"
-echo "loading $EVENTS events into withdrawals ..."
-"$LOAD" -b "${URL#mock://}" -n "$EVENTS" >/dev/null || die "load failed"
+echo "loading $EVENTS events into withdrawals, timestamps over $SPAN s ..."
+"$LOAD" -b "${URL#mock://}" -n "$EVENTS" -t "$SPAN" >/dev/null || die "load failed"
 
 # run NAME APP ROUND: prints "NAME events/s cpu_s_per_1M_events rss_MiB"
 run() {

@@ -164,9 +164,11 @@ setup(struct ag_app *app)
 				   .value_codec = AG_CODEC_JSON,
 				   .value_type = &window_total_type};
 	/*
-	 * A minute of grace: after group_by, a country's events come from every source
-	 * partition, and one of them may lag (a worker restarting, a slow producer). A window
-	 * closes, and is published, once stream time is a minute past its end.
+	 * After group_by a country's events come from every source partition; stream time is
+	 * the watermark over them, so a lagging partition holds windows open rather than
+	 * making the others late. The minute of grace is for events out of order within one
+	 * partition (producers whose clocks differ). A window closes, and is published, once
+	 * stream time is a minute past its end.
 	 */
 	struct ag_window_opts win = {
 		.size_s = 10.0, .expires_s = 3600.0, .grace_s = 60.0, .on_close = publish_window};

@@ -348,7 +348,8 @@ rt_new(struct ag__worker *w, struct ag__seg *seg, struct ag__agent_rt **out)
 	rt->stream.rt = rt;
 	*out = rt;
 	int rc;
-	if ((rc = ag_arena_new(&rt->arena)) < 0 || (rc = slots_reserve(rt, 1)) < 0)
+	if ((rc = ag_arena_new(&rt->arena)) < 0 || (rc = slots_reserve(rt, 1)) < 0 ||
+	    (rc = ag__wm_rt_init(rt)) < 0)
 		return rc;
 	return ag__coro_new(&rt->coro, agent_main, rt, 0);
 }
@@ -389,6 +390,7 @@ rt_free(struct ag__agent_rt *rt)
 	ag__coro_free(rt->coro);
 	ag_arena_free(rt->arena);
 	free(rt->reply);
+	free(rt->wsrc);
 	free(rt);
 }
 
@@ -522,30 +524,48 @@ ag_sleep(double seconds)
 
 /* ---- taking events ---- */
 
-/* Takes the next message for rt's reader, round robin over the ready partitions. */
+/*
+ * Takes the next message for rt's reader, round robin over the ready partitions. A
+ * forwarder takes the buffered message with the smallest timestamp instead (as Kafka
+ * Streams' partition group does), so what it forwards is close to time order.
+ */
 static int
 take_message(struct ag__worker *w, struct ag__agent_rt *rt, struct ag_event *ev)
 {
 	struct ag_topic *t = rt->seg->input;
 	uint32_t reader = rt->seg->reader;
 	uint32_t n = (uint32_t)t->partitions;
+	int ordered = rt->seg->boundary != NULL;
+	int64_t best_ts = INT64_MAX;
+	struct ag__tpart *best = NULL;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t idx = (rt->rr + i) % n;
 		struct ag__tpart *tp = &t->parts[idx];
 		struct ag__ring *ring = &tp->rings[reader];
 		if (!tp->ready || !ring->count)
 			continue;
-		struct ag__held h = ring->buf[ring->head];
-		ring->head = (ring->head + 1) & (ring->cap - 1);
-		ring->count--;
-		rt->rr = idx + 1;
-		ag__tpart_maybe_resume(w, tp);
-		ev->msg = h.m;
-		ev->refs = h.refs;
-		ev->tp = tp;
-		return 1;
+		if (!ordered) {
+			best = tp;
+			break;
+		}
+		int64_t ts = rd_kafka_message_timestamp(ring->buf[ring->head].m, NULL);
+		if (!best || ts < best_ts) {
+			best = tp;
+			best_ts = ts;
+		}
 	}
-	return 0;
+	if (!best)
+		return 0;
+	struct ag__ring *ring = &best->rings[reader];
+	struct ag__held h = ring->buf[ring->head];
+	ring->head = (ring->head + 1) & (ring->cap - 1);
+	ring->count--;
+	rt->rr = (uint32_t)best->partition + 1;
+	ag__tpart_maybe_resume(w, best);
+	ev->msg = h.m;
+	ev->refs = h.refs;
+	ev->tp = best;
+	return 1;
 }
 
 /*
@@ -624,14 +644,11 @@ log_bad(const struct ag_event *ev, int reason, const char *why)
 	t->bad_window_logged++;
 }
 
-/*
- * Produces, parking the calling coroutine while the producer queue is full. hdrs is taken
- * over on success and destroyed on failure. Outside a coroutine a full queue is -ENOBUFS.
- */
-static int
-produce_wait(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
-	     const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs,
-	     int64_t timestamp)
+/* Produces, parking the calling coroutine while the producer queue is full (worker.h). */
+int
+ag__produce_wait(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs,
+		 int64_t timestamp)
 {
 	for (;;) {
 		rd_kafka_headers_t *h = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
@@ -665,8 +682,8 @@ dead_letter(struct ag__agent_rt *rt, const struct ag_event *ev, int reason, cons
 	rd_kafka_header_add(h, "faustc-offset", -1, num, -1);
 	struct ag_bytes key = {m->key, m->key ? m->key_len : 0};
 	struct ag_bytes value = {m->payload, m->payload ? m->len : 0};
-	return produce_wait(rt->w, rt->agent->dead_letter, m->partition, m->key ? &key : NULL,
-			    m->payload ? &value : NULL, h, 0);
+	return ag__produce_wait(rt->w, rt->agent->dead_letter, m->partition, m->key ? &key : NULL,
+				m->payload ? &value : NULL, h, 0);
 }
 
 /*
@@ -725,9 +742,10 @@ event_headers(const struct ag_event *ev)
 }
 
 /*
- * The header a forward carries: the event's source partition and offset, so that the
- * reader of the boundary topic can tell a forward made again after a crash (a duplicate
- * with a new offset) from a new event.
+ * The header a forward carries: "PARTITION:OFFSET[:PROGRESS]", the event's source partition
+ * and offset, so that the reader of the boundary topic can tell a forward made again after
+ * a crash (a duplicate with a new offset) from a new event, and, when a windowed table
+ * follows the boundary topic, the source partition's event-time progress (watermark.c).
  */
 #define AG__FWD_HEADER "faustc-src"
 
@@ -743,15 +761,20 @@ forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topi
 	struct ag_bytes value = ag_event_value(ev);
 	h = h ? rd_kafka_headers_copy(h) : src ? rd_kafka_headers_new(1) : NULL;
 	if (src) {
-		char pos[48];
-		snprintf(pos, sizeof(pos), "%d:%lld", (int)ev->msg->partition,
-			 (long long)ev->msg->offset);
+		char pos[80];
+		int64_t progress = ag__wm_forward_time(rt, ev);
+		if (progress == INT64_MIN)
+			snprintf(pos, sizeof(pos), "%d:%lld", (int)ev->msg->partition,
+				 (long long)ev->msg->offset);
+		else
+			snprintf(pos, sizeof(pos), "%d:%lld:%lld", (int)ev->msg->partition,
+				 (long long)ev->msg->offset, (long long)progress);
 		rd_kafka_header_remove(h, AG__FWD_HEADER);
 		rd_kafka_header_add(h, AG__FWD_HEADER, -1, pos, -1);
 	}
-	return produce_wait(rt->w, topic, partition, key,
-			    ev->msg->payload || ev->value_set ? &value : NULL, h,
-			    ag_event_timestamp(ev));
+	return ag__produce_wait(rt->w, topic, partition, key,
+				ev->msg->payload || ev->value_set ? &value : NULL, h,
+				ag_event_timestamp(ev));
 }
 
 int
@@ -774,22 +797,35 @@ ag__fwd_set(struct ag__tpart *tp, const int64_t *acked, uint32_t n)
 	return 0;
 }
 
-/* The source partition and offset of a forwarded event; 0, or -1 when it has none. */
-static int
-fwd_pos(const struct ag_event *ev, uint32_t *part, int64_t *off)
+/* Reads a forwarded event's source position and progress (ev->src_*) from its header. */
+static void
+src_parse(struct ag_event *ev)
 {
 	struct ag_bytes v;
-	char buf[48], *end;
-	if (ag_event_header(ev, AG__FWD_HEADER, &v) < 0 || v.len >= sizeof(buf))
-		return -1;
+	char buf[80], *end;
+	ev->src_part = -1;
+	ev->src_time = INT64_MIN;
+	ev->fwd_part = -1;
+	if (!ev->tp->topic->flow || ag_event_header(ev, AG__FWD_HEADER, &v) < 0 ||
+	    v.len >= sizeof(buf))
+		return;
 	memcpy(buf, v.ptr, v.len);
 	buf[v.len] = 0;
 	long p = strtol(buf, &end, 10);
-	if (*end != ':' || p < 0 || p > 1000000)
-		return -1;
-	*part = (uint32_t)p;
-	*off = strtoll(end + 1, NULL, 10);
-	return 0;
+	if (end == buf || *end != ':' || p < 0 || p > 1000000)
+		return;
+	char *o = end + 1;
+	long long off = strtoll(o, &end, 10);
+	if (end == o || (*end && *end != ':'))
+		return;
+	ev->src_part = (int32_t)p;
+	ev->src_off = off;
+	if (*end == ':') {
+		char *t = end + 1;
+		long long time = strtoll(t, &end, 10);
+		if (end != t && !*end)
+			ev->src_time = time;
+	}
 }
 
 /*
@@ -801,15 +837,14 @@ static int
 fwd_duplicate(struct ag_event *ev)
 {
 	struct ag__tpart *tp = ev->tp;
-	uint32_t p;
-	int64_t off;
-	ev->fwd_part = -1;
 	/*
 	 * Positions are tracked for one reader: a boundary topic that other agents read too is
 	 * at-least-once for them all (each reader would need its own positions).
 	 */
-	if (!tp->topic->flow || tp->nreaders != 1 || fwd_pos(ev, &p, &off) < 0)
+	if (!tp->topic->flow || tp->nreaders != 1 || ev->src_part < 0)
 		return 0;
+	uint32_t p = (uint32_t)ev->src_part;
+	int64_t off = ev->src_off;
 	if (p >= tp->nfwd) {
 		uint32_t n = p + 1;
 		int64_t *t = realloc(tp->fwd_taken, n * sizeof(*t));
@@ -898,6 +933,14 @@ pull_one(struct ag__agent_rt *rt)
 	for (;;) {
 		if (w->stopping)
 			return AG_EOF;
+		if (!rt->nevs && (rt->wm_due || rt->wm_last)) {
+			/* Every event taken is done: stream time may move (watermark.c). */
+			struct ag__tpart *moved = rt->wm_due ? NULL : rt->wm_last;
+			rt->wm_due = 0;
+			rt->wm_last = NULL;
+			ag__wm_apply(rt, moved);
+			continue;
+		}
 		if (slots_reserve(rt, rt->nevs + 1) < 0)
 			return -ENOMEM;
 		struct ag_event *ev = &rt->evs[rt->nevs];
@@ -905,6 +948,17 @@ pull_one(struct ag__agent_rt *rt)
 			return -EAGAIN;
 		char why[512];
 		rt->nevs++;
+		src_parse(ev);
+		if (rt->wsrc || ev->tp->topic->windowed) {
+			struct ag__tpart *tp = ev->tp;
+			int heartbeat = ag__wm_taken(rt, ev);
+			if (tp->topic->windowed && rt->seg->reader == 0)
+				rt->wm_last = tp;
+			if (heartbeat) {
+				event_unhand(rt, 1); /* acked, handed to nobody */
+				continue;
+			}
+		}
 		w->events++;
 		if (fwd_duplicate(ev)) {
 			/* Acked, but its position is the original's to record. */
@@ -1228,7 +1282,7 @@ ag_send(struct ag_topic *topic, const struct ag_bytes *key, const struct ag_byte
 	struct ag__worker *w = topic->app->worker;
 	if (!w)
 		return AG_ESTOPPED;
-	return produce_wait(w, topic, -1, key, value, NULL, 0);
+	return ag__produce_wait(w, topic, -1, key, value, NULL, 0);
 }
 
 AG_EXPORT int
@@ -1267,7 +1321,7 @@ reply(struct ag__agent_rt *rt, const struct ag_bytes *value)
 	}
 	rd_kafka_headers_t *h = rd_kafka_headers_new(1);
 	rd_kafka_header_add(h, "faustc-correlation-id", -1, id.ptr, (ssize_t)id.len);
-	return produce_wait(rt->w, t, (int32_t)p, NULL, value, h, 0);
+	return ag__produce_wait(rt->w, t, (int32_t)p, NULL, value, h, 0);
 }
 
 AG_EXPORT int
@@ -1390,7 +1444,7 @@ ag_agent_ask(struct ag_agent *agent, const struct ag_bytes *key, const struct ag
 	rd_kafka_header_add(h, "faustc-reply-to", -1, w->app->reply_topic->name, -1);
 	rd_kafka_header_add(h, "faustc-reply-partition", -1, part, -1);
 	rd_kafka_header_add(h, "faustc-correlation-id", -1, ask->id, -1);
-	int rc = produce_wait(w, agent->source, -1, key, value, h, 0);
+	int rc = ag__produce_wait(w, agent->source, -1, key, value, h, 0);
 	if (rc == 0)
 		rc = clock_arm(rt, seconds_ms(timeout_s));
 	while (rc == 0 && !ask->answered && !rt->clock_fired && !w->stopping)

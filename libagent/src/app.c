@@ -49,6 +49,7 @@ ag_app_new(struct ag_app **out)
 	app->commit_interval = 2.8;
 	app->max_message_bytes = 1u << 20;
 	app->standby_replicas = 1;
+	app->idle_timeout = 5.0;
 	app->loglevel = AG_LOG_INFO;
 	*out = app;
 	return 0;
@@ -159,6 +160,21 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
 			return -EINVAL;
 		app->standby_replicas = value[0] - '0';
+		return 0;
+	}
+	if (strcmp(name, "idle_timeout") == 0) {
+		char *end;
+		errno = 0;
+		double v = strtod(value, &end);
+		if (errno || end == value || *end || !(v >= 0.0 && v <= 86400.0))
+			return -EINVAL;
+		app->idle_timeout = v;
+		return 0;
+	}
+	if (strcmp(name, "late_events") == 0) {
+		if (strcmp(value, "drop") != 0 && strcmp(value, "topic") != 0)
+			return -EINVAL;
+		app->late_to_topic = strcmp(value, "topic") == 0;
 		return 0;
 	}
 	if (strcmp(name, "max_message_bytes") == 0) {
@@ -779,6 +795,65 @@ internal_topic(struct ag_app *app, const char *suffix_a, const char *suffix_b, i
 	return rc;
 }
 
+/*
+ * Event time: marks the topics windowed tables follow (their partitions keep watermarks),
+ * takes their tables' time function, finds the forwarder feeding a boundary topic (its
+ * source partitions are the watermark's channels) and declares the late topics.
+ */
+static int
+event_time_setup(struct ag_app *app)
+{
+	for (size_t i = 0; i < app->ntables; i++) {
+		struct ag_table *t = app->tables[i];
+		if (!t->win.on)
+			continue;
+		struct ag_topic *src = t->source;
+		src->windowed = 1;
+		if (t->win.opts.clock == AG_WINDOW_FIELD) {
+			if (src->wm_fn && (src->wm_fn != t->win.opts.time_fn ||
+					   src->wm_userdata != t->win.opts.time_userdata)) {
+				ag__log(app, AG_LOG_ERROR,
+					"windowed tables on topic %s take event time from "
+					"different "
+					"time functions (table %s is one): one stream has one "
+					"event "
+					"time; give them the same function",
+					src->name, t->name);
+				return AG_ECONFIG;
+			}
+			src->wm_fn = t->win.opts.time_fn;
+			src->wm_userdata = t->win.opts.time_userdata;
+		}
+		if (app->late_to_topic && !t->late_topic) {
+			int rc = internal_topic(app, t->name, "-late", src->partitions,
+						&t->late_topic);
+			if (rc < 0)
+				return rc == -EEXIST ? AG_ECONFIG : rc;
+		}
+	}
+	for (size_t i = 0; i < app->nagents; i++) {
+		const struct ag_agent *a = app->agents[i];
+		for (size_t k = 0; k < a->nsegs; k++) {
+			const struct ag__seg *seg = &a->segs[k];
+			struct ag_topic *b = seg->boundary ? seg->boundary->topic : NULL;
+			if (!b || !b->windowed)
+				continue;
+			if (b->wm_sources) {
+				ag__log(app, AG_LOG_ERROR,
+					"topic %s is followed by a windowed table and more than "
+					"one "
+					"agent forwards to it (%s is one): its event time would "
+					"mix "
+					"their sources; give each its own topic",
+					b->name, a->name);
+				return AG_ECONFIG;
+			}
+			b->wm_sources = (uint32_t)seg->input->partitions;
+		}
+	}
+	return 0;
+}
+
 /* An agent declared without a source gets its own topic <app_id>-<agent>. */
 static int
 agent_own_topic(struct ag_app *app, struct ag_agent *a)
@@ -917,6 +992,9 @@ ag__app_finalize(struct ag_app *app)
 		if (rc < 0)
 			return rc == -EEXIST ? AG_ECONFIG : rc;
 	}
+	int erc = event_time_setup(app);
+	if (erc < 0)
+		return erc;
 	for (size_t i = 0; i < app->ntimers; i++) {
 		if (!(app->timers[i]->flags & AG_TIMER_LEADER))
 			continue;

@@ -38,12 +38,17 @@ static const char usage_main[] =
 	"      --datadir DIR         data dir (default ./<app_id>-data)\n"
 	"      --kafka-config K=V    librdkafka property for every client (repeatable)\n"
 	"      --commit-interval S   seconds between offset commits (default 2.8)\n"
+	"      --idle-timeout S      seconds before a quiet source partition stops holding\n"
+	"                            windows open (default 5)\n"
+	"      --late-events drop|topic  late window events: dropped and counted (default),\n"
+	"                            or sent to <app_id>-<table>-late\n"
 	"  -h, --help                this help; `faustc COMMAND --help` for a command\n"
 	"      --version             print the version\n";
 
 static const char *const usage_cmd[][2] = {
 	{"worker", "usage: faustc -A APP worker [-l LEVEL] [--broker URL] [--datadir DIR]\n"
 		   "                 [--kafka-config K=V]... [--commit-interval S]\n"
+		   "                 [--idle-timeout S] [--late-events drop|topic]\n"
 		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"},
 	{"send",
 	 "usage: faustc -A APP send TOPIC|@AGENT [--key K] [VALUE | --file FILE]\n"
@@ -77,6 +82,8 @@ enum {
 	OPT_DATADIR = 256,
 	OPT_KAFKA,
 	OPT_COMMIT,
+	OPT_IDLE,
+	OPT_LATE,
 	OPT_KEY,
 	OPT_KEY_DELIM,
 	OPT_FILE,
@@ -94,6 +101,8 @@ static const struct option options[] = {
 	{"datadir", required_argument, NULL, OPT_DATADIR},
 	{"kafka-config", required_argument, NULL, OPT_KAFKA},
 	{"commit-interval", required_argument, NULL, OPT_COMMIT},
+	{"idle-timeout", required_argument, NULL, OPT_IDLE},
+	{"late-events", required_argument, NULL, OPT_LATE},
 	{"key", required_argument, NULL, OPT_KEY},
 	{"key-delimiter", required_argument, NULL, OPT_KEY_DELIM},
 	{"file", required_argument, NULL, OPT_FILE},
@@ -273,6 +282,14 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			break;
 		case OPT_COMMIT:
 			opts[nopts].name = "commit_interval";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_IDLE:
+			opts[nopts].name = "idle_timeout";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_LATE:
+			opts[nopts].name = "late_events";
 			opts[nopts++].value = optarg;
 			break;
 		case OPT_KAFKA:

@@ -67,7 +67,7 @@ window_state(struct ag__store *s, const struct ag_table *t, int32_t p, int64_t *
 			  (struct ag_bytes){AG__WINDOW_META_KEY, AG__WINDOW_META_KEYLEN},
 			  &raw) < 0 ||
 	    ag__tval_parse(raw, &tv) < 0 || !tv.meta ||
-	    ag__window_meta_decode(tv.payload, stream_time, closed_to) < 0)
+	    ag__window_meta_decode(tv.payload, stream_time, closed_to, NULL, NULL) < 0)
 		return -ENOENT;
 	return 0;
 }

@@ -56,6 +56,11 @@ struct ag_topic {
 	rd_kafka_topic_t *rkt; /* producer topic handle, created lazily */
 	struct ag__tpart *parts; /* consumer-side partition state, [partitions] */
 	struct ag__flow *flow; /* forwarded-to topics: how far ahead forwarders are (flow.c) */
+	/* event time (watermark.c), set by ag__app_finalize */
+	int windowed; /* an event-time windowed table follows it: its partitions keep watermarks */
+	ag_window_time_fn wm_fn; /* those tables' time function; NULL: the Kafka timestamp */
+	void *wm_userdata;
+	uint32_t wm_sources; /* a boundary topic: its forwarder's source partitions; 0: plain */
 };
 
 enum ag__sink_kind {
@@ -145,6 +150,7 @@ struct ag_table {
 	struct ag_topic *changelog; /* resolved when the app is finalized */
 	struct ag_table_opts opts;
 	struct ag__window win;
+	struct ag_topic *late_topic; /* <app_id>-<table>-late with late_events=topic, or NULL */
 	struct ag__table_rt *rt; /* run time (worker) */
 };
 
@@ -176,6 +182,8 @@ struct ag_app {
 	size_t nkafka_conf;
 	size_t max_message_bytes;
 	int standby_replicas; /* 0 or 1: keep warm copies of partitions other workers own */
+	double idle_timeout; /* seconds before a quiet source stops holding windows open */
+	int late_to_topic; /* late_events=topic: late events go to <app_id>-<table>-late */
 	const struct ag_record_type **models;
 	size_t nmodels;
 	struct ag_codec_ops *codecs; /* id AG_CODEC_CUSTOM + i */

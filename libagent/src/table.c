@@ -424,28 +424,21 @@ update(struct ag_table *t, const struct ag_bytes *key, struct upd *u)
 	int64_t time, starts[1024];
 	if ((rc = ag__window_prepare(&op, 1, &time)) < 0)
 		return rc;
-	size_t n = ag__window_starts(t, time, starts);
+	size_t n = ag__window_starts(t, time, starts), nlate = 0, first_late = 0;
 	for (size_t i = 0; i < n; i++) {
 		uint8_t buf[AG__TABLE_KEY_MAX];
 		struct ag_bytes skey;
 		if ((rc = ag__window_key(buf, starts[i], key, &skey)) < 0)
 			return rc;
 		int late = ag__window_closed(&op, starts[i]);
-		if (late) {
-			t->rt->late++;
-			if (op.ev)
-				ag__log(t->app, AG_LOG_DEBUG,
-					"table %s: late event %s[%d]@%lld (time %lld) for window "
-					"[%lld, %lld), closed at stream time %lld; dropped",
-					t->name, op.ev->tp->topic->name, (int)op.p,
-					(long long)op.ev->msg->offset, (long long)time,
-					(long long)starts[i], (long long)(starts[i] + t->win.size),
-					(long long)op.pt->stream_time);
-		}
+		if (late && !nlate++)
+			first_late = i;
+		t->rt->late += (uint64_t)late;
 		if ((rc = apply_one(&op, skey, u, i == 0, late)) < 0)
 			return rc;
 	}
-	return 0;
+	/* Closed windows are a suffix of starts (newest first): the event missed those. */
+	return nlate ? ag__window_late(&op, time, starts + first_late, nlate) : 0;
 }
 
 /* Looks key up for a read: the key, or the window of the table's time. */
@@ -888,6 +881,39 @@ load_fwd(struct ag__worker *w, struct ag__tpart *tp)
 	return ag__fwd_set(tp, NULL, 0);
 }
 
+/*
+ * Queues the window state of windowed (t, p) when it changed: stream time, closed-to and
+ * the watermark's channel times. It goes after the partition's values: once it is in the
+ * changelog, so is every window value it depends on (one partition keeps its order).
+ */
+static int
+flush_window_state(struct ag__worker *w, struct ag_table *t, int32_t p)
+{
+	struct ag__part *pt = &t->rt->parts[p];
+	const struct ag__tpart *tp = t->source->parts ? &t->source->parts[p] : NULL;
+	const struct ag__wm *wm = tp && tp->wm && tp->assigned && !tp->revoking ? tp->wm : NULL;
+	if (!t->win.on || (!pt->meta_dirty && !(wm && wm->dirty)))
+		return 0;
+	int rc = ag__window_meta_load(w, t, p); /* never write over what was not read */
+	if (rc < 0)
+		return rc;
+	uint8_t small[AG__WINDOW_META_MAX(16)];
+	size_t cap = AG__WINDOW_META_MAX(wm ? wm->nchan : 0);
+	uint8_t *buf = cap <= sizeof(small) ? small : malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	size_t n = ag__window_meta_encode(pt, wm, buf);
+	struct ag__tval tv;
+	ag__tval_parse((struct ag_bytes){buf, n}, &tv);
+	rc = flush_record(w, t, p, (struct ag_bytes){AG__WINDOW_META_KEY, AG__WINDOW_META_KEYLEN},
+			  &tv, 0);
+	if (buf != small)
+		free(buf);
+	if (rc == 0)
+		pt->meta_dirty = 0;
+	return rc;
+}
+
 int
 ag__tables_cycle_begin(struct ag__worker *w)
 {
@@ -921,19 +947,8 @@ ag__tables_cycle_begin(struct ag__worker *w)
 			 * The window state goes last: once it is in the changelog, so is every
 			 * window value it depends on (one partition keeps its order).
 			 */
-			if (pt->meta_dirty) {
-				uint8_t buf[AG__TVAL_HEADER_MAX + 16];
-				size_t n = ag__window_meta_encode(pt, buf);
-				struct ag__tval tv;
-				ag__tval_parse((struct ag_bytes){buf, n}, &tv);
-				rc = flush_record(w, t, p,
-						  (struct ag_bytes){AG__WINDOW_META_KEY,
-								    AG__WINDOW_META_KEYLEN},
-						  &tv, 0);
-				if (rc < 0)
-					goto out;
-				pt->meta_dirty = 0;
-			}
+			if ((rc = flush_window_state(w, t, p)) < 0)
+				goto out;
 			if ((rc = flush_fwd(w, t, p)) < 0)
 				goto out;
 		}
@@ -942,8 +957,11 @@ out:
 	if (rc == 0) {
 		for (size_t i = 0; i < w->app->ntopics; i++) {
 			struct ag_topic *t = w->app->topics[i];
-			for (int q = 0; t->flow && t->parts && q < t->partitions; q++)
+			for (int q = 0; t->parts && q < t->partitions; q++) {
 				t->parts[q].fwd_dirty = 0;
+				if (t->parts[q].wm)
+					t->parts[q].wm->dirty = 0;
+			}
 		}
 	}
 	return rc == -ENOBUFS ? 0 : rc;

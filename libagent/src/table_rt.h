@@ -69,7 +69,7 @@ struct ag__part {
 	int meta_dirty; /* changed since the last commit cycle */
 	int closing; /* on_close callbacks in progress */
 	uint32_t epoch; /* bumped by every reset: callbacks that yielded notice a revocation */
-	int64_t stream_time; /* highest event time seen, INT64_MIN: none */
+	int64_t stream_time; /* the watermark reached (never goes back), INT64_MIN: none */
 	int64_t closed_to; /* windows starting at or before it are closed (durably, with meta) */
 	int64_t closing_to; /* ... or being closed now: writes to them are late */
 	int64_t expired_to; /* windows starting at or before it were deleted (this run) */
@@ -80,6 +80,12 @@ struct ag__table_rt {
 	uint8_t *scratch;
 	size_t scratch_cap;
 	uint64_t late; /* writes to closed windows dropped */
+	uint64_t late_events; /* events that had such writes (each counted once) */
+	uint64_t late_sent; /* ... sent to the late topic */
+	const void *late_tp; /* the last late event (its partition and offset) */
+	int64_t late_off;
+	uint64_t late_log_ns; /* start of the current log rate window */
+	uint32_t late_logged; /* lines in it */
 	uint64_t next_sweep_ns; /* TTL tables: when the next expiry sweep is due */
 	int copart_logged;
 	int foreign_logged; /* a second reader of the source wrote: said once */
@@ -144,16 +150,36 @@ int ag__window_prepare(struct ag__op *op, int advance, int64_t *time);
 size_t ag__window_starts(const struct ag_table *t, int64_t time, int64_t *starts);
 /* Whether the window starting at start is closed (writes to it are late). */
 int ag__window_closed(const struct ag__op *op, int64_t start);
+/*
+ * The operation's event at time was late for the n windows starting at starts (its writes
+ * to them were dropped): counts it once per event, logs it (rate-limited) and, with
+ * late_events=topic, sends it unchanged to the table's late topic. Returns 0, or the send's
+ * error.
+ */
+int ag__window_late(const struct ag__op *op, int64_t time, const int64_t *starts, size_t n);
+/* Moves the stream time of (t, p) up to time, closing and deleting what it passes. */
+int ag__window_advance_to(struct ag__worker *w, struct ag_table *t, int32_t p, int64_t time);
 /* Builds the stored key of (start, key) into buf (AG__TABLE_KEY_MAX bytes). -EINVAL: too long. */
 int ag__window_key(uint8_t *buf, int64_t start, const struct ag_bytes *key, struct ag_bytes *out);
 /* Splits a stored window key. Returns 0, -EINVAL (the meta key, or not a window key). */
 int ag__window_key_split(struct ag_bytes skey, int64_t *start, struct ag_bytes *key);
 /* Loads the partition's window state from LMDB if not yet loaded. Returns 0, AG_ESTORE. */
 int ag__window_meta_load(struct ag__worker *w, struct ag_table *t, int32_t p);
-/* The meta record's envelope+payload into buf (AG__TVAL_HEADER_MAX + 16). Returns its length. */
-size_t ag__window_meta_encode(const struct ag__part *pt, uint8_t *buf);
-/* Parses a meta payload. Returns 0, AG_EDECODE. */
-int ag__window_meta_decode(struct ag_bytes payload, int64_t *stream_time, int64_t *closed_to);
+/*
+ * The meta record's envelope+payload into buf (AG__WINDOW_META_MAX(wm)): stream time, closed
+ * to and, with wm, the watermark's channel times. Returns its length.
+ */
+#define AG__WINDOW_META_MAX(nchan) (AG__TVAL_HEADER_MAX + 16 + 8 * (size_t)(nchan))
+size_t ag__window_meta_encode(const struct ag__part *pt, const struct ag__wm *wm, uint8_t *buf);
+/*
+ * Parses a meta payload: 16 bytes, then 8 per channel time (a record written before
+ * watermarks has none). times (may be NULL) points into payload, *ntimes is their count.
+ * Returns 0, AG_EDECODE.
+ */
+int ag__window_meta_decode(struct ag_bytes payload, int64_t *stream_time, int64_t *closed_to,
+			   const uint8_t **times, uint32_t *ntimes);
+/* Reads a big-endian 64-bit value. */
+int64_t ag__window_get64(const uint8_t *p);
 /* Resets the partition's window state (assignment, revocation). */
 void ag__window_part_reset(struct ag__part *pt);
 

@@ -157,8 +157,8 @@ put64(uint8_t *p, int64_t v)
 		p[i] = (uint8_t)((uint64_t)v >> (56 - 8 * i));
 }
 
-static int64_t
-get64(const uint8_t *p)
+int64_t
+ag__window_get64(const uint8_t *p)
 {
 	uint64_t u = 0;
 	for (int i = 0; i < 8; i++)
@@ -167,22 +167,30 @@ get64(const uint8_t *p)
 }
 
 size_t
-ag__window_meta_encode(const struct ag__part *pt, uint8_t *buf)
+ag__window_meta_encode(const struct ag__part *pt, const struct ag__wm *wm, uint8_t *buf)
 {
 	struct ag__tval tv = {.offset = -1, .mtime = -1, .meta = 1};
 	size_t n = ag__tval_header(&tv, buf);
 	put64(buf + n, pt->stream_time);
 	put64(buf + n + 8, pt->closed_to);
-	return n + 16;
+	n += 16;
+	for (uint32_t i = 0; wm && i < wm->nchan; i++, n += 8)
+		put64(buf + n, wm->time[i]);
+	return n;
 }
 
 int
-ag__window_meta_decode(struct ag_bytes payload, int64_t *stream_time, int64_t *closed_to)
+ag__window_meta_decode(struct ag_bytes payload, int64_t *stream_time, int64_t *closed_to,
+		       const uint8_t **times, uint32_t *ntimes)
 {
-	if (payload.len != 16)
+	if (payload.len < 16 || payload.len % 8 || payload.len / 8 > 1000002)
 		return AG_EDECODE;
-	*stream_time = get64(payload.ptr);
-	*closed_to = get64((const uint8_t *)payload.ptr + 8);
+	*stream_time = ag__window_get64(payload.ptr);
+	*closed_to = ag__window_get64((const uint8_t *)payload.ptr + 8);
+	if (times)
+		*times = (const uint8_t *)payload.ptr + 16;
+	if (ntimes)
+		*ntimes = (uint32_t)(payload.len / 8 - 2);
 	return 0;
 }
 
@@ -199,8 +207,10 @@ ag__window_meta_load(struct ag__worker *w, struct ag_table *t, int32_t p)
 	if (rc == 0) {
 		struct ag__tval tv;
 		int64_t st, closed;
+		const uint8_t *times = NULL;
+		uint32_t ntimes = 0;
 		if (ag__tval_parse(raw, &tv) < 0 || !tv.meta ||
-		    ag__window_meta_decode(tv.payload, &st, &closed) < 0) {
+		    ag__window_meta_decode(tv.payload, &st, &closed, &times, &ntimes) < 0) {
 			ag__log(t->app, AG_LOG_ERROR,
 				"table %s partition %d: the window state record is damaged (%zu "
 				"bytes); remove the data dir's tables to rebuild from the "
@@ -210,6 +220,18 @@ ag__window_meta_load(struct ag__worker *w, struct ag_table *t, int32_t p)
 		}
 		pt->stream_time = st;
 		pt->closed_to = pt->closing_to = closed;
+		/* The channel times the partition had reached: its watermark goes on from them. */
+		struct ag__tpart *tp = t->source->parts ? &t->source->parts[p] : NULL;
+		uint32_t n = tp && tp->wm && tp->assigned ? ntimes : 0;
+		n = tp && n > tp->wm->nchan ? tp->wm->nchan : n;
+		int64_t *v = n ? malloc(n * sizeof(*v)) : NULL;
+		if (n && !v)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < n; i++)
+			v[i] = ag__window_get64(times + 8 * (size_t)i);
+		if (n)
+			ag__wm_merge(tp->wm, v, n);
+		free(v);
 	} else if (rc != -ENOENT) {
 		return rc;
 	}
@@ -474,6 +496,28 @@ advance(struct ag__worker *w, struct ag_table *t, int32_t p)
 }
 
 int
+ag__window_advance_to(struct ag__worker *w, struct ag_table *t, int32_t p, int64_t time)
+{
+	int rc = ag__window_meta_load(w, t, p);
+	if (rc < 0)
+		return rc;
+	struct ag__part *pt = &t->rt->parts[p];
+	if (time <= pt->stream_time)
+		return 0;
+	pt->stream_time = time;
+	pt->meta_dirty = 1;
+	return advance(w, t, p);
+}
+
+/* Whether the watermark of the table's source partition p moves its stream time. */
+static int
+has_watermark(const struct ag_table *t, int32_t p)
+{
+	const struct ag__tpart *tp = t->source->parts ? &t->source->parts[p] : NULL;
+	return tp && tp->wm && tp->assigned && t->win.opts.clock != AG_WINDOW_WALL_CLOCK;
+}
+
+int
 ag__window_prepare(struct ag__op *op, int advance_time, int64_t *time)
 {
 	struct ag_table *t = op->t;
@@ -482,13 +526,107 @@ ag__window_prepare(struct ag__op *op, int advance_time, int64_t *time)
 	if (rc < 0)
 		return rc;
 	*time = event_time(t, op->ev);
-	if (!advance_time || !op->ev)
+	/*
+	 * Where an agent of this worker reads the table's source, the watermark moves stream
+	 * time (watermark.c); otherwise the writes do, as the highest event time written.
+	 */
+	if (!advance_time || !op->ev || has_watermark(t, op->p))
 		return 0;
-	if (*time > op->pt->stream_time) {
-		op->pt->stream_time = *time;
-		op->pt->meta_dirty = 1;
+	return ag__window_advance_to(w, t, op->p, *time);
+}
+
+/* ---- late events ---- */
+
+/* Lines a table logs about late events per second; the rest are counted. */
+#define LATE_LOG_PER_S 10
+
+int
+ag__window_late(const struct ag__op *op, int64_t time, const int64_t *starts, size_t n)
+{
+	struct ag_table *t = op->t;
+	struct ag__table_rt *rt = t->rt;
+	const struct ag_event *ev = op->ev;
+	if (ev && rt->late_tp == ev->tp && rt->late_off == ev->msg->offset)
+		return 0; /* another write of the same event: counted and sent once */
+	rt->late_tp = ev ? (const void *)ev->tp : NULL;
+	rt->late_off = ev ? ev->msg->offset : -1;
+	rt->late_events++;
+	struct ag__worker *w = t->app->worker;
+	w->late_events++;
+	/* starts[0] is the newest window missed; how late: past its end + grace */
+	int64_t close_at = starts[0] + t->win.size + t->win.grace;
+	int64_t past = op->pt->stream_time - close_at;
+	uint64_t now = ag__now_ns();
+	if (now - rt->late_log_ns >= 1000000000u) {
+		rt->late_log_ns = now;
+		rt->late_logged = 0;
 	}
-	return advance(w, t, op->p);
+	int sending = t->late_topic && ev;
+	if (rt->late_logged++ < LATE_LOG_PER_S) {
+		char where[320] = "outside an event";
+		if (ev)
+			snprintf(where, sizeof(where), "%s[%d]@%lld", ev->tp->topic->name,
+				 (int)ev->msg->partition, (long long)ev->msg->offset);
+		ag__log(t->app, AG_LOG_WARN,
+			"table %s: late event %s (time %lld) for window [%lld, %lld)%s: stream "
+			"time %lld is %lld ms past its end + grace; %s (%llu late so far)",
+			t->name, where, (long long)time, (long long)starts[0],
+			(long long)(starts[0] + t->win.size), n > 1 ? " and older ones" : "",
+			(long long)op->pt->stream_time, (long long)past,
+			sending ? "sent to the late topic" : "dropped",
+			(unsigned long long)rt->late_events);
+	}
+	if (!sending)
+		return 0;
+	/* The event as it came, with headers saying what it missed. */
+	rd_kafka_headers_t *h = NULL;
+	if (rd_kafka_message_headers(ev->msg, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
+		h = rd_kafka_headers_copy(h);
+	else
+		h = rd_kafka_headers_new(3);
+	char buf[64], windows[512];
+	size_t len = 0;
+	windows[0] = 0;
+	for (size_t i = n; i-- > 0 && len < sizeof(windows) - 48;)
+		len += (size_t)snprintf(windows + len, sizeof(windows) - len, "%s%lld-%lld",
+					len ? "," : "", (long long)starts[i],
+					(long long)(starts[i] + t->win.size));
+	rd_kafka_header_add(h, "faustc-late-table", -1, t->name, -1);
+	rd_kafka_header_add(h, "faustc-late-window", -1, windows, -1);
+	snprintf(buf, sizeof(buf), "%lld", (long long)op->pt->stream_time);
+	rd_kafka_header_add(h, "faustc-late-stream-time", -1, buf, -1);
+	const rd_kafka_message_t *m = ev->msg;
+	struct ag_bytes key = {m->key, m->key ? m->key_len : 0};
+	struct ag_bytes value = {m->payload, m->payload ? m->len : 0};
+	int rc = ag__produce_wait(w, t->late_topic, op->p % t->late_topic->partitions,
+				  m->key ? &key : NULL, m->payload ? &value : NULL, h,
+				  ag_event_timestamp(ev));
+	if (rc < 0)
+		ag__log(t->app, AG_LOG_ERROR,
+			"table %s: cannot send late event %s[%d]@%lld to %s: %s", t->name,
+			ev->tp->topic->name, (int)m->partition, (long long)m->offset,
+			t->late_topic->name, ag_strerror(rc));
+	else
+		rt->late_sent++;
+	return rc;
+}
+
+void
+ag__window_report(const struct ag_table *t)
+{
+	if (!t->rt || !t->rt->late_events)
+		return;
+	if (t->late_topic)
+		ag__log(t->app, AG_LOG_WARN,
+			"table %s: %llu late events (older than their window's end + grace), "
+			"%llu sent to %s",
+			t->name, (unsigned long long)t->rt->late_events,
+			(unsigned long long)t->rt->late_sent, t->late_topic->name);
+	else
+		ag__log(t->app, AG_LOG_WARN,
+			"table %s: %llu late events (older than their window's end + grace) "
+			"dropped; late_events=topic keeps them in <app_id>-%s-late",
+			t->name, (unsigned long long)t->rt->late_events, t->name);
 }
 
 int

@@ -76,6 +76,9 @@ topic_parts_init(struct ag_topic *t)
 		tp->nreaders = readers;
 		for (uint32_t r = 0; r < readers; r++)
 			ag__acks_init(&tp->acks[r], 0);
+		int rc = ag__wm_tpart_init(tp);
+		if (rc < 0)
+			return rc;
 	}
 	return 0;
 }
@@ -119,6 +122,7 @@ topic_parts_free(struct ag_topic *t)
 		free(tp->rings);
 		free(tp->acks);
 		ag__fwd_set(tp, NULL, 0);
+		ag__wm_tpart_free(tp);
 	}
 	free(t->parts);
 	t->parts = NULL;
@@ -253,6 +257,7 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 		rd_kafka_message_destroy(m);
 		return;
 	}
+	tp->at_eof = 0;
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
 	if (!tp->paused && ag__tpart_most(tp) >= AG__BUF_HIGH)
@@ -264,8 +269,14 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 static void
 consumer_error(struct ag__worker *w, rd_kafka_message_t *m)
 {
-	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+		/* Caught up: what idleness looks at (watermark.c). */
+		struct ag__tpart *tp =
+			m->rkt ? find_tpart(w, rd_kafka_topic_name(m->rkt), m->partition) : NULL;
+		if (tp && tp->assigned)
+			tp->at_eof = 1;
 		return;
+	}
 	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
 	if (topic)
 		ag__log(w->app, AG_LOG_ERROR, "consumer: %s[%d]: %s", topic, (int)m->partition,
@@ -339,6 +350,7 @@ close_handles(struct ag__worker *w)
 	ag__timers_close(w);
 	ag__agents_close(w);
 	ag__flow_close(w);
+	ag__wm_close(w);
 }
 
 static void
@@ -689,6 +701,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 			tp->committed = -1;
 			tp->ready = 0;
 			tpart_acks_reset(tp, 0);
+			ag__wm_assigned(tp);
 			ag__tables_assign(w, tp);
 		}
 		rd_kafka_assign(rk, parts);
@@ -916,7 +929,7 @@ clients_open(struct ag__worker *w)
 		{"enable.auto.commit", "false"},
 		{"enable.auto.offset.store", "false"},
 		{"auto.offset.reset", "earliest"},
-		{"enable.partition.eof", "false"},
+		{"enable.partition.eof", "true"}, /* idleness: a partition is caught up */
 		{"partition.assignment.strategy", "range"},
 		{"queued.max.messages.kbytes", "16384"},
 	};
@@ -1093,7 +1106,8 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = uv_loop_init(&w->loop)) < 0)
 		goto out_broker;
 	app->worker = w;
-	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0 || (rc = ag__flow_open(w)) < 0)
+	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0 ||
+	    (rc = ag__flow_open(w)) < 0 || (rc = ag__wm_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
 	    (rc = ag__agents_start(w)) < 0 || (rc = ag__agents_replies_open(w)) < 0 ||
@@ -1118,10 +1132,12 @@ ag__worker_run(struct ag_app *app)
 				 : 0.0;
 	ag__log(app, AG_LOG_INFO,
 		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
-		"forward_waits=%llu forward_duplicates=%llu",
+		"forward_waits=%llu forward_duplicates=%llu late_events=%llu "
+		"watermark_heartbeats=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
 		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits,
-		(unsigned long long)w->fwd_duplicates);
+		(unsigned long long)w->fwd_duplicates, (unsigned long long)w->late_events,
+		(unsigned long long)w->wm_heartbeats);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		char line[256];
@@ -1135,6 +1151,8 @@ ag__worker_run(struct ag_app *app)
 		if (n)
 			ag__log(app, AG_LOG_WARN, "bad input on %s:%s", t->name, line);
 	}
+	for (size_t i = 0; i < app->ntables; i++)
+		ag__window_report(app->tables[i]);
 	for (size_t i = 0; i < app->nagents; i++) {
 		const struct ag_agent *a = app->agents[i];
 		if (a->failures)

@@ -13,6 +13,7 @@
 #include "coro.h"
 #include "internal.h"
 #include "store.h"
+#include "watermark.h"
 
 /* Messages the loop takes from the consumer queue per turn (libuv reads 32 per stream). */
 #define AG__CONSUME_BUDGET 512
@@ -64,6 +65,9 @@ struct ag__tpart {
 	int64_t *fwd_taken, *fwd_acked;
 	uint32_t nfwd;
 	int fwd_dirty; /* fwd_acked changed since the last commit cycle */
+	/* a windowed table's source: its first reader's event-time progress (watermark.c) */
+	struct ag__wm *wm;
+	int at_eof; /* the consumer reached the end: nothing fetched since its EOF event */
 };
 
 enum ag__agent_state {
@@ -92,7 +96,10 @@ struct ag_event {
 	void *rec_mem, *key_rec_mem; /* this slot's record buffers (sized by the topic's types) */
 	struct ag_bytes value; /* set by ag_event_set_value (in the arena) */
 	int value_set;
-	/* a forward's source partition and offset (fwd_part < 0: none), read once when taken */
+	/* a forward's source position and progress (faustc-src), read once when taken */
+	int32_t src_part; /* < 0: not a forward */
+	int64_t src_off, src_time; /* src_time INT64_MIN: the header carries none */
+	/* the forwarded position acked with the event (fwd_part < 0: not tracked) */
 	int32_t fwd_part;
 	int64_t fwd_off;
 };
@@ -129,6 +136,10 @@ struct ag__agent_rt {
 	struct ag__ask *ask; /* the ask it waits for */
 	void *reply; /* the last answer (malloc) */
 	size_t reply_len;
+	/* watermark.c: a forwarder's progress per source partition (its boundary is windowed) */
+	struct ag__wm_src *wsrc;
+	int wm_due; /* the tick asks it to move its partitions' watermarks */
+	struct ag__tpart *wm_last; /* the partition of the last event taken (its watermark moved) */
 };
 
 /* A timer at run time: its coroutine and the libuv timer that makes it due. */
@@ -206,8 +217,13 @@ struct ag__worker {
 	uint64_t next_ask;
 	int32_t reply_partition;
 
+	/* watermark.c: idleness and heartbeats */
+	uv_timer_t wm_timer;
+	int wm_timer_open;
+	uint64_t wm_heartbeats;
+
 	/* stats */
-	uint64_t events, sent, failed_deliveries, fwd_duplicates;
+	uint64_t events, sent, failed_deliveries, fwd_duplicates, late_events;
 	uint64_t first_event_ns, last_delivery_ns;
 };
 
@@ -248,6 +264,13 @@ int ag__fwd_set(struct ag__tpart *tp, const int64_t *acked, uint32_t n);
 void ag__held_release(rd_kafka_message_t *m, uint32_t *refs);
 /* worker.c: resumes tp's fetching when back-pressure paused it and every ring drained. */
 void ag__tpart_maybe_resume(struct ag__worker *w, struct ag__tpart *tp);
+/*
+ * agent.c: produces, parking the calling coroutine while the producer queue is full. hdrs
+ * is taken over (also on failure). Outside a coroutine a full queue is -ENOBUFS.
+ */
+int ag__produce_wait(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
+		     const struct ag_bytes *key, const struct ag_bytes *value,
+		     rd_kafka_headers_t *hdrs, int64_t timestamp);
 /* Runs rt's coroutine until it yields (from the loop). */
 void ag__agent_resume(struct ag__worker *w, struct ag__agent_rt *rt);
 /* From inside rt's coroutine: sets its state and yields to the loop. */
@@ -298,6 +321,35 @@ int ag__flow_wait(struct ag__agent_rt *rt, struct ag_topic *t, int32_t partition
 void ag__flow_tick(struct ag__worker *w);
 /* worker.c: starts a commit cycle now unless one runs (or the worker stops). */
 void ag__worker_commit_soon(struct ag__worker *w);
+
+/* watermark.c */
+/* Starts the idleness and heartbeat tick when a windowed table follows some topic. */
+int ag__wm_open(struct ag__worker *w);
+void ag__wm_close(struct ag__worker *w);
+/* Watermark state of a partition (topic_parts_init) and of a forwarder; freed with them. */
+int ag__wm_tpart_init(struct ag__tpart *tp);
+void ag__wm_tpart_free(struct ag__tpart *tp);
+int ag__wm_rt_init(struct ag__agent_rt *rt);
+/* The partition was assigned: its channels start over (the tables' stored times come next). */
+void ag__wm_assigned(struct ag__tpart *tp);
+/*
+ * From pull_one, for the event just taken (rt->evs[rt->nevs - 1]): a heartbeat is taken
+ * into the channels and returns 1 (ack it and hand it to nobody); otherwise the event's
+ * progress is recorded (first reader, and forwarders) and 0 is returned.
+ */
+int ag__wm_taken(struct ag__agent_rt *rt, struct ag_event *ev);
+/*
+ * From an agent's coroutine holding no event: moves the stream time of the windowed tables
+ * on tp (all of rt's input partitions when tp is NULL) to the watermark, closing windows.
+ */
+void ag__wm_apply(struct ag__agent_rt *rt, struct ag__tpart *tp);
+/* A forwarder's source progress for ev's partition (the faustc-src header carries it). */
+int64_t ag__wm_forward_time(const struct ag__agent_rt *rt, const struct ag_event *ev);
+/* The event's time in topic t's event-time clock (its windowed tables' time function). */
+int64_t ag__wm_event_time(const struct ag_topic *t, const struct ag_event *ev);
+
+/* window.c: logs a windowed table's late events at exit (warn) when there were any. */
+void ag__window_report(const struct ag_table *t);
 
 /* table.c */
 int ag__tables_open(struct ag__worker *w);

@@ -75,6 +75,11 @@ const char *ag_app_id(const struct ag_app *app);
  *   "standby_replicas" 1 (default): each worker follows the changelogs of some table
  *                     partitions other workers own, so a failover replays only the tail;
  *                     0: none (docs/tables.md)
+ *   "idle_timeout"    seconds (decimal, default 5) after which a source partition that is
+ *                     caught up and quiet stops holding windowed tables' windows open
+ *   "late_events"     "drop" (default): events older than their window's end + grace are
+ *                     counted, logged and dropped; "topic": also sent unchanged, with
+ *                     faustc-late-* headers, to <app_id>-<table>-late (docs/tables.md)
  *   "kafka.NAME"      librdkafka property NAME passed to every client
  * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
  */

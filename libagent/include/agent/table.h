@@ -190,11 +190,15 @@ struct ag_window_opts {
  * floor(time / step) * step). Reads with the plain getters read that window too (Faust's
  * .value()). Outside an event (timers) the time is the wall clock.
  *
- * Stream time is the highest event time a partition's writes have seen (events of the
- * table's source topic). A window closes when stream time reaches its end + grace: it is
- * never closed by the wall clock. Then on_close gets key, window and final value once per
- * key. Events for a closed window are late: their writes to it are dropped, counted
- * (ag_table_late_writes) and logged at debug level. A closed window is deleted (LMDB, and
+ * Stream time is a watermark: the minimum, over the source partitions whose events reach the
+ * table's partition (after a group_by, every partition of the source topic), of each one's
+ * highest event time, leaving out sources idle for the "idle_timeout" option; when every
+ * source is idle it goes on with the worker's clock (docs/tables.md). A window closes when
+ * stream time reaches its end + grace. Then on_close gets key, window and final value once
+ * per key, on the coroutine of the agent reading the table's source. Events for a closed
+ * window are late: their writes to it are dropped, counted (ag_table_late_writes, and per
+ * event in the stats line), logged at warn and, with the "late_events" option "topic", sent
+ * to <app_id>-<table>-late. A closed window is deleted (LMDB, and
  * a tombstone to the changelog) when stream time reaches its end + max(expires, grace).
  * Closing is recorded with the commit cycle: a window whose close is durable never closes
  * again, even on another worker rebuilding from the changelog; a close that was not yet

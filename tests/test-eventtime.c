@@ -1,0 +1,422 @@
+/*
+ * Event time on a broker, with the withdrawals example (argv[1]: its module): windows after
+ * a group_by close by the watermark over the source partitions, so they are exact on any
+ * backlog; idle sources stop holding them open; late data is counted, logged and kept.
+ *
+ *   backlog     20,000 withdrawals keyed by user, timestamps spread evenly over 120 s, in
+ *               time order into the 8 partitions of `withdrawals`, all produced before the
+ *               worker starts (one partition's fetch runs ahead of another's). Every closed
+ *               country window equals the recomputation from the input, each is published
+ *               once, and the worker counts no late event. (Before watermarks about 40 % of
+ *               the amounts were dropped as late here.)
+ *   crash       the same withdrawals, a quarter of them before two workers start, the rest
+ *               streaming in while one worker is SIGKILLed and started again. Exact windows
+ *               (a close redone after the crash may be published again, with the same
+ *               total).
+ *   idle        one partition stops getting data at 20 s while the others go on to 205 s:
+ *               after idle_timeout it no longer holds the windows open, and once every
+ *               partition is idle, stream time goes on with the clock and a window whose
+ *               end + grace lies beyond all data closes without another event.
+ *   late        withdrawals for windows that closed long ago, with --late-events topic: not
+ *               in any window total, counted in the stats line, logged at warn, and found
+ *               byte for byte in withdrawals-country_to_total-late with headers naming the
+ *               table and the window.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define N 20000
+#define USERS 200
+#define T0 1700000000000ll /* a multiple of 10 s */
+#define SPAN_MS 120000
+#define NWIN 40 /* windows of 10 s this test may look at: [T0, T0 + 400 s) */
+#define LATE_TOPIC "withdrawals-country_to_total-late"
+
+static const char *const countries[] = {"NO", "SE", "DK", "FI", "IS"};
+#define NCOUNTRY 5
+
+static ag_app_setup_fn setup;
+static char *url;
+static const char *bootstrap;
+static double expect[NCOUNTRY][NWIN];
+static int scenario;
+
+static double
+amount_of(int i)
+{
+	return (double)(i % 40) * 0.25 + 1.0; /* exact in binary: sums do not round */
+}
+
+/* Produces one withdrawal (partition < 0: by the user key, murmur2). */
+static void
+withdraw(rd_kafka_t *p, int i, int32_t partition, int64_t ts, int count)
+{
+	char user[16], value[160];
+	int c = (i / 3) % NCOUNTRY;
+	snprintf(user, sizeof(user), "u%d", (i * 7) % USERS);
+	snprintf(value, sizeof(value), "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}",
+		 user, countries[c], amount_of(i));
+	rd_kafka_vu_t vu[] = {
+		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
+		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {user, strlen(user)}},
+		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
+		{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
+		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+		{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+	};
+	size_t n = sizeof(vu) / sizeof(vu[0]) - (partition < 0 ? 1 : 0);
+	rd_kafka_error_t *e;
+	while ((e = rd_kafka_produceva(p, vu, n)) &&
+	       rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+		rd_kafka_error_destroy(e);
+		rd_kafka_poll(p, 50);
+	}
+	if (e) {
+		printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
+		exit(99);
+	}
+	if (count && (ts - T0) / 10000 < NWIN)
+		expect[c][(ts - T0) / 10000] += amount_of(i);
+}
+
+/* Withdrawals [from, to) of the backlog: T0 + i * SPAN_MS / N, keyed by user. */
+static void
+produce_backlog(int from, int to)
+{
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = from; i < to; i++)
+		withdraw(p, i, -1, T0 + (int64_t)i * SPAN_MS / N, 1);
+	producer_close(p, "withdrawals");
+}
+
+/* One event per partition at time at: every window ending before at - grace closes. */
+static void
+produce_flush(int64_t at)
+{
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int32_t part = 0; part < 8; part++)
+		withdraw(p, N + part, part, at, 0);
+	producer_close(p, "the flush events");
+}
+
+static pid_t
+start_worker(const char *name, const char *data, const char *late)
+{
+	char dir[300];
+	path_in(dir, sizeof(dir), data);
+	const char *const args[] = {"worker", "--broker",
+				    url,      "--datadir",
+				    dir,      "--commit-interval",
+				    "0.5",    "--idle-timeout",
+				    "1",      "--late-events",
+				    late,     "-l",
+				    "info",   NULL};
+	return spawn(name, setup, args);
+}
+
+/* A fresh `faustc broker` for one scenario. */
+static pid_t
+start_broker(void)
+{
+	char url_file[300], dir[300], name[32];
+	scenario++;
+	snprintf(name, sizeof(name), "broker%d.url", scenario);
+	path_in(url_file, sizeof(url_file), name);
+	snprintf(name, sizeof(name), "broker%d-data", scenario);
+	path_in(dir, sizeof(dir), name);
+	const char *const args[] = {"broker", "--addr-file", url_file, "--datadir",
+				    dir,      "-l",          "warn",   NULL};
+	snprintf(name, sizeof(name), "broker%d", scenario);
+	pid_t pid = spawn(name, setup, args);
+	free(url);
+	url = wait_line(url_file, 20000);
+	if (!url) {
+		printf("# Bail out! no faustc broker\n");
+		exit(99);
+	}
+	bootstrap = url + strlen("mock://");
+	memset(expect, 0, sizeof(expect));
+	return pid;
+}
+
+/* The value of "name": NUMBER in a JSON text, or NAN. */
+static double
+json_num(const char *text, const char *name)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":", name);
+	const char *p = text ? strstr(text, pat) : NULL;
+	return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+struct tally {
+	int seen[NCOUNTRY][NWIN];
+	double total[NCOUNTRY][NWIN];
+	int wrong,
+		changed; /* a total that differs from the input; a republished one that differs */
+};
+
+static void
+tally(const struct coll *c, struct tally *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < c->n; i++) {
+		const char *v = c->m[i].value;
+		long w = lround((json_num(v, "window_start") * 1000.0 - (double)T0) / 10000.0);
+		int k = -1;
+		for (int x = 0; x < NCOUNTRY; x++)
+			k = c->m[i].key && strcmp(c->m[i].key, countries[x]) == 0 ? x : k;
+		if (k < 0 || w < 0 || w >= NWIN)
+			continue;
+		double total = json_num(v, "total");
+		if (t->seen[k][w]++ && total != t->total[k][w])
+			t->changed++;
+		t->total[k][w] = total;
+		if (total != expect[k][w]) {
+			t->wrong++;
+			printf("#   %s [%ld s, +10 s): published %.2f, the input sums to %.2f\n",
+			       countries[k], w * 10, total, expect[k][w]);
+		}
+	}
+}
+
+/* Waits until every window below nwin with input is published; returns how many are missing. */
+static int
+wait_windows(struct coll *c, int nwin, int timeout_ms, struct tally *t)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		coll_poll(c, 200);
+		tally(c, t);
+		int missing = 0;
+		for (int k = 0; k < NCOUNTRY; k++)
+			for (int w = 0; w < nwin; w++)
+				missing += expect[k][w] != 0 && !t->seen[k][w];
+		if (!missing || now_ms() > end)
+			return missing;
+	}
+}
+
+static int
+republished(const struct tally *t)
+{
+	int n = 0;
+	for (int k = 0; k < NCOUNTRY; k++)
+		for (int w = 0; w < NWIN; w++)
+			n += t->seen[k][w] > 1;
+	return n;
+}
+
+/* The number after "late_events=" in the stats line of NAME.log, or -1. */
+static long
+late_events_of(const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s.log", h_tmp, name);
+	char *text = slurp(path);
+	const char *s = text ? strstr(text, "stats: events=") : NULL;
+	const char *l = s ? strstr(s, "late_events=") : NULL;
+	long n = l ? strtol(l + strlen("late_events="), NULL, 10) : -1;
+	free(text);
+	return n;
+}
+
+static void
+stop_and_count(pid_t pid, const char *name, long late)
+{
+	stop_child(pid, name);
+	check_log_clean(name);
+	ok_int_eq(late_events_of(name), late, "%s's stats line counts %ld late events", name, late);
+}
+
+static void
+test_backlog(void)
+{
+	pid_t broker = start_broker();
+	produce_backlog(0, N);
+	produce_flush(T0 + SPAN_MS + 70000);
+	pid_t w = start_worker("backlog", "backlog-data", "drop");
+	struct coll c;
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	struct tally t;
+	int missing = wait_windows(&c, SPAN_MS / 10000, 60000, &t);
+	sleep_ticking(1500); /* a second publication would come now */
+	coll_poll(&c, 0);
+	tally(&c, &t);
+	ok(missing == 0 && t.wrong == 0,
+	   "backlog: every closed window has the input's total (%d missing, %d wrong)", missing,
+	   t.wrong);
+	ok_int_eq(republished(&t), 0, "backlog: each window is published once");
+	coll_close(&c);
+	stop_and_count(w, "backlog", 0);
+	kill(broker, SIGTERM);
+	wait_exit(broker, 10000);
+}
+
+static void
+test_crash(void)
+{
+	pid_t broker = start_broker();
+	produce_backlog(0, N / 4);
+	pid_t a = start_worker("crash-a0", "crash-a", "drop");
+	pid_t b = start_worker("crash-b", "crash-b", "drop");
+	/* The rest streams in while they work; a is killed in the middle and started again. */
+	int64_t committed[8], high[8], done = 0;
+	uint64_t until = now_ms() + 30000;
+	while (done == 0 && now_ms() < until) {
+		usleep(100 * 1000);
+		if (group_offsets(bootstrap, "withdrawals", "withdrawals", 8, committed, NULL,
+				  high) == 0)
+			for (int p = 0; p < 8; p++)
+				done += committed[p] > 0 ? committed[p] : 0;
+	}
+	ok(done > 0, "crash: the workers are processing (%lld committed)", (long long)done);
+	int batch = (N - N / 4) / 10;
+	for (int k = 0; k < 10; k++) {
+		produce_backlog(N / 4 + k * batch, k == 9 ? N : N / 4 + (k + 1) * batch);
+		usleep(150 * 1000);
+		if (k == 3) {
+			kill(a, SIGKILL);
+			waitpid(a, NULL, 0);
+		} else if (k == 6) {
+			a = start_worker("crash-a1", "crash-a", "drop");
+		}
+	}
+	produce_flush(T0 + SPAN_MS + 70000);
+	struct coll c;
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	struct tally t;
+	int missing = wait_windows(&c, SPAN_MS / 10000, 90000, &t);
+	ok(missing == 0 && t.wrong == 0 && t.changed == 0,
+	   "crash: every closed window has the input's total (%d missing, %d wrong, %d changed)",
+	   missing, t.wrong, t.changed);
+	printf("# crash: %d windows published again (closes redone after the SIGKILL)\n",
+	       republished(&t));
+	coll_close(&c);
+	stop_and_count(a, "crash-a1", 0);
+	stop_and_count(b, "crash-b", 0);
+	kill(broker, SIGTERM);
+	wait_exit(broker, 10000);
+}
+
+static void
+test_idle_and_late(void)
+{
+	pid_t broker = start_broker();
+	pid_t w = start_worker("idle", "idle-data", "topic");
+	/* Partitions 0-6 go on to 205 s; partition 7 stops at 20 s. */
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = 0; i < 4100; i++) {
+		int64_t ts = T0 + (int64_t)i * 50;
+		int32_t part = i % 8;
+		if (part == 7 && ts >= T0 + 20000)
+			part = i % 7;
+		withdraw(p, i, part, ts, 1);
+	}
+	producer_close(p, "withdrawals, partition 7 stopping at 20 s");
+	struct coll c;
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	struct tally t;
+	/* end + 60 s of grace <= 205 s: windows up to [130 s, 140 s) */
+	int missing = wait_windows(&c, 14, 60000, &t);
+	ok(missing == 0 && t.wrong == 0,
+	   "idle: the quiet partition stops holding windows open after idle_timeout; they "
+	   "close exact (%d missing, %d wrong)",
+	   missing, t.wrong);
+	/* [140 s, 150 s) closes at 210 s: past every event, by the clock once all are idle */
+	missing = wait_windows(&c, 15, 30000, &t);
+	ok(missing == 0 && t.wrong == 0,
+	   "idle: with every partition idle, a window whose end + grace is past all data closes "
+	   "without another event (%d missing, %d wrong)",
+	   missing, t.wrong);
+	coll_close(&c);
+
+	/* Late: windows [0 s, 10 s) and [10 s, 20 s) closed long ago. */
+	p = producer_new(bootstrap);
+	char sent[10][160];
+	for (int i = 0; i < 10; i++) {
+		withdraw(p, 100000 + i, i % 8, T0 + 1000 + i * 1500, 0);
+		snprintf(sent[i], sizeof(sent[i]),
+			 "{\"user\": \"u%d\", \"country\": \"%s\", \"amount\": %.2f}",
+			 ((100000 + i) * 7) % USERS, countries[((100000 + i) / 3) % NCOUNTRY],
+			 amount_of(100000 + i));
+	}
+	producer_close(p, "10 late withdrawals");
+	struct coll late;
+	coll_open(&late, bootstrap, LATE_TOPIC, 8);
+	size_t got = coll_wait(&late, 10, 30000);
+	int found = 0, headed = 0;
+	for (int i = 0; i < 10; i++) {
+		for (size_t k = 0; k < late.n; k++) {
+			const struct msg *m = &late.m[k];
+			if (m->len != strlen(sent[i]) || memcmp(m->value, sent[i], m->len) != 0)
+				continue;
+			found++;
+			const char *table = msg_header(m, "faustc-late-table");
+			const char *win = msg_header(m, "faustc-late-window");
+			char want[64];
+			long long start = (T0 + 1000 + i * 1500) / 10000 * 10000;
+			snprintf(want, sizeof(want), "%lld-%lld", start, start + 10000);
+			headed += table && strcmp(table, "country_to_total") == 0 && win &&
+				  strcmp(win, want) == 0;
+			break;
+		}
+	}
+	ok(got == 10 && found == 10,
+	   "late: the 10 late events are in %s byte for byte (%zu records, %d matched)", LATE_TOPIC,
+	   got, found);
+	ok_int_eq(headed, 10, "late: each names the table and the window it missed");
+	coll_close(&late);
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	coll_poll(&c, 2000);
+	tally(&c, &t);
+	ok(t.wrong == 0 && republished(&t) == 0,
+	   "late: no window total changed or was published again (%d wrong, %d republished)",
+	   t.wrong, republished(&t));
+	coll_close(&c);
+	char path[300];
+	path_in(path, sizeof(path), "idle.log");
+	char *log = slurp(path);
+	const char *const needles[] = {"WARN", "late event", "country_to_total", "past its end",
+				       NULL};
+	ok(log && find_line(log, needles), "late: each is logged at warn with how late it is");
+	free(log);
+	stop_and_count(w, "idle", 10);
+	kill(broker, SIGTERM);
+	wait_exit(broker, 10000);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		printf("usage: test-eventtime build/examples/withdrawals.so\n");
+		return 99;
+	}
+	void *mod = dlopen(argv[1], RTLD_NOW);
+	const struct ag_module *entry = mod ? dlsym(mod, "ag_module_entry") : NULL;
+	if (!entry) {
+		printf("# Bail out! cannot load %s: %s\n", argv[1], dlerror());
+		return 99;
+	}
+	setup = entry->setup;
+	if (h_tmp_init("eventtime") < 0)
+		return 99;
+	const char *only = getenv("EVENTTIME_ONLY");
+	if (!only || strstr(only, "backlog"))
+		test_backlog();
+	if (!only || strstr(only, "crash"))
+		test_crash();
+	if (!only || strstr(only, "idle"))
+		test_idle_and_late();
+	free(url);
+	h_tmp_cleanup();
+	return tap_done();
+}
