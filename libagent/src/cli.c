@@ -321,7 +321,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			yes = 1;
 			break;
 		case OPT_VERSION:
-			printf("faustc %s\n", FAUSTC_VERSION);
+			printf("faustc %s\n", ag_version());
 			status = 0;
 			goto out;
 		case '?':
