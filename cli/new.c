@@ -153,7 +153,7 @@ write_template(const char *dir, const char *file, const char *text, const char *
 	return 0;
 }
 
-/* Creates DIR, or accepts an existing empty one. Returns 0 or -errno (reported). */
+/* Creates DIR, or accepts an existing directory. Returns 0 or -errno (reported). */
 static int
 make_dir(const char *dir)
 {
