@@ -93,6 +93,8 @@ for f in bin/faustc lib/libagent.so lib/libagent.so.0 "lib/libagent.so.$version"
 done
 check_eq "DESTDIR install holds the library, headers, libagent.pc, faustc, apps, man pages" \
 	"${missing:-none missing}" "none missing"
+check_eq "the staged faustc's rpath is the final libdir, not the staging dir" \
+	"$(readelf -d "$stage/bin/faustc" | sed -n 's/.*R\(UN\)\?PATH.*\[\(.*\)\]/\2/p')" "$libdir"
 check_eq "libagent.so's soname" \
 	"$(readelf -d "$libdir/libagent.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')" "libagent.so.0"
 
