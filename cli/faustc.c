@@ -1,6 +1,11 @@
 /*
  * faustc: loads an app module (-A NAME or -A PATH) and runs the command line on it.
  * A module is a shared object exporting `ag_module_entry` (see AG_APP_MODULE).
+ * `faustc new` needs no app: it writes a new app project (new.c).
+ *
+ * FAUSTC_APPS_DIR is the last directory -A NAME searches: the build's examples dir for the
+ * faustc in the build tree, $libdir/faustc/apps for the installed one (cli/installed/),
+ * which knows nothing of the build tree.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -9,6 +14,8 @@
 #include <unistd.h>
 
 #include <agent/agent.h>
+
+#include "new.h"
 
 static const char *
 app_arg(int argc, char **argv)
@@ -74,13 +81,15 @@ load_app(const char *name, char *why, size_t whylen, struct search *s)
 		free(copy);
 	}
 	if (!h && !*why)
-		h = find_in_dir(s, FAUSTC_EXAMPLES_DIR, name, why, whylen);
+		h = find_in_dir(s, FAUSTC_APPS_DIR, name, why, whylen);
 	return h;
 }
 
 int
 main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "new") == 0)
+		return faustc_new(argc - 1, argv + 1);
 	const char *name = app_arg(argc, argv);
 	if (!name)
 		return ag_app_main(argc, argv, NULL);
@@ -93,7 +102,8 @@ main(int argc, char **argv)
 		else
 			fprintf(stderr,
 				"faustc: unknown app '%s'; searched:%s\n"
-				"Build the app as a shared object (see README.md), put it in one "
+				"Build the app as a shared object (`faustc new` writes a project), "
+				"put it in one "
 				"of "
 				"these places or in $FAUSTC_PATH, or pass its path to -A.\n",
 				name, s.tried);

@@ -8,11 +8,11 @@ src=$(cd "${1:?source root}" && pwd)
 build=$(cd "${2:?build dir}" && pwd)
 cc=${CC:-cc}
 n=0 failed=0
-for h in "$src"/libagent/include/agent/*.h; do
+for h in "$src"/libagent/include/agent/*.h "$build"/libagent/include/agent/*.h; do
 	name=agent/$(basename "$h")
 	n=$((n + 1))
 	if out=$(echo "#include <$name>" | "$cc" -std=c11 -pedantic -Werror -Wall -Wextra \
-		-fsyntax-only -I"$src/libagent/include" $(pkg-config --cflags jansson) -x c - 2>&1); then
+		-fsyntax-only -I"$src/libagent/include" -I"$build/libagent/include" $(pkg-config --cflags jansson) -x c - 2>&1); then
 		echo "ok $n - $name compiles alone with -std=c11 -pedantic"
 	else
 		failed=$((failed + 1))

@@ -28,6 +28,9 @@ expect() {
 expect 0 'usage: faustc' "faustc --help" -- "$faustc" --help
 expect 2 'usage: faustc' "no command: usage on stderr, status 2" -- "$faustc"
 expect 0 '^faustc [0-9]' "--version" -- "$faustc" --version
+expect 0 'usage: faustc new NAME' "new --help" -- "$faustc" new --help
+expect 2 "'9lives' is not an app name" "new with a bad name" -- "$faustc" new 9lives "$tmp/n"
+expect 0 "^created $tmp/n/demo.c" "new writes a project" -- "$faustc" new demo "$tmp/n"
 expect 2 "unknown app 'nosuchapp'; searched:" "unknown app names the paths searched" -- \
 	"$faustc" -A nosuchapp worker
 expect 2 "examples" "the examples dir is searched" -- "$faustc" -A nosuchapp worker

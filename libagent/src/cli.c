@@ -26,11 +26,12 @@ static const char usage_main[] =
 	"  table     dump a table from the data dir: table NAME [--key K] [--json]\n"
 	"  reset     delete the local table state: reset --yes\n"
 	"  broker    run an embedded Kafka broker for several workers\n"
+	"  new       write a new app project: faustc new NAME [DIR] (no -A)\n"
 	"\n"
 	"Options (before or after the command):\n"
 	"  -A, --app APP             app module: NAME (NAME.so/libNAME.so searched in ., "
 	"$FAUSTC_PATH\n"
-	"                            and the build's examples dir) or a path to a .so\n"
+	"                            and the apps dir) or a path to a .so\n"
 	"  -l, --loglevel LEVEL      debug, info, warn, error (default info)\n"
 	"  -b, --broker URL          kafka://host:9092,... or mock://host:port (from faustc "
 	"broker);\n"
@@ -338,7 +339,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			yes = 1;
 			break;
 		case OPT_VERSION:
-			printf("faustc %s\n", FAUSTC_VERSION);
+			printf("faustc %s\n", ag_version());
 			status = 0;
 			goto out;
 		case '?':

@@ -1118,8 +1118,9 @@ ag__worker_run(struct ag_app *app)
 	} else {
 		w->exit_status = 0;
 		ag__log(app, AG_LOG_INFO,
-			"worker started: %zu agents, %zu tables, %zu timers, data dir %s",
-			app->nagents, app->ntables, app->ntimers, datadir);
+			"worker started (faustc %s): %zu agents, %zu tables, %zu timers, data dir "
+			"%s",
+			ag_version(), app->nagents, app->ntables, app->ntimers, datadir);
 		if (ag__stop_signal) {
 			ag__log(app, AG_LOG_INFO, "%s during start-up: stopping",
 				strsignal(ag__stop_signal));

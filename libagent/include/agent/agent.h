@@ -2,6 +2,7 @@
 #ifndef AGENT_AGENT_H
 #define AGENT_AGENT_H
 
+#include <agent/version.h>
 #include <agent/types.h>
 #include <agent/error.h>
 #include <agent/app.h>
