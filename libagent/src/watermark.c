@@ -234,11 +234,13 @@ ag__wm_rt_init(struct ag__agent_rt *rt)
 void
 ag__wm_assigned(struct ag__tpart *tp)
 {
-	tp->at_eof = 0;
-	if (tp->wm)
-		ag__wm_reset(tp->wm);
-	/* A forwarder of this partition counts its quiet time from now. */
 	uint64_t now = ag__now_ns();
+	tp->at_eof = 0;
+	if (tp->wm) {
+		ag__wm_reset(tp->wm);
+		tp->wm->last_ns = now; /* quiet time counts from the assignment */
+	}
+	/* So does a forwarder's of this partition. */
 	for (size_t i = 0; i < tp->topic->nreaders; i++) {
 		const struct ag__seg *seg = tp->topic->readers[i];
 		for (size_t k = 0; k < seg->nrts; k++) {
