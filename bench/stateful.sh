@@ -12,8 +12,9 @@
 # events per second.
 #
 # usage: bench/stateful.sh [BUILD_DIR] [ROUNDS]   (default: build, 3)
-# environment: SPAN (seconds of event time, default 600), LOAD (the loader, default
-# BUILD_DIR/bench/load: an older build can be measured with this one's loader)
+# environment: SPAN (seconds of event time, default 600; 0: the produce time); BASE=OTHER_BUILD_DIR also runs
+# that build's group_app (an earlier commit, "before") in every round, as stateful-base, so
+# before and after are measured side by side under the same load.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -22,8 +23,9 @@ EVENTS=240000
 TIMEOUT=300
 
 FAUSTC=$BUILD/cli/faustc
-LOAD=${LOAD:-$BUILD/bench/load}
+LOAD=$BUILD/bench/load
 SPAN=${SPAN:-600}
+BASE=${BASE:-}
 RUSAGE=$BUILD/bench/rusage
 die() {
 	echo "stateful.sh: $*" >&2
@@ -34,6 +36,11 @@ for f in "$FAUSTC" "$LOAD" "$RUSAGE" "$BUILD/bench/pipe_app.so" "$BUILD/bench/gr
 done
 PIPE=$(realpath "$BUILD/bench/pipe_app.so")
 GROUP=$(realpath "$BUILD/bench/group_app.so")
+if [[ -n $BASE ]]; then
+	[[ -e $BASE/cli/faustc && -e $BASE/bench/group_app.so ]] || die "BASE=$BASE has no build"
+	BASE_FAUSTC=$(realpath "$BASE/cli/faustc")
+	BASE_GROUP=$(realpath "$BASE/bench/group_app.so")
+fi
 
 TMP=$(mktemp -d -t faustc-stateful.XXXXXX)
 BROKER_PID=
@@ -53,13 +60,15 @@ done
 URL=$(head -n 1 "$TMP/addr")
 echo "broker: $URL"
 echo "loading $EVENTS events into withdrawals, timestamps over $SPAN s ..."
-"$LOAD" -b "${URL#mock://}" -n "$EVENTS" -t "$SPAN" >/dev/null || die "load failed"
+span_arg=()
+[[ $SPAN == 0 ]] || span_arg=(-t "$SPAN") # SPAN=0: the produce time (about a second)
+"$LOAD" -b "${URL#mock://}" -n "$EVENTS" "${span_arg[@]}" >/dev/null || die "load failed"
 
-# run NAME APP ROUND: prints "NAME events/s cpu_s_per_1M_events rss_MiB"
+# run NAME APP ROUND [FAUSTC]: prints "NAME events/s cpu_s_per_1M_events rss_MiB"
 run() {
-	local name=$1 app=$2 round=$3 line
+	local name=$1 app=$2 round=$3 faustc=${4:-$FAUSTC} line
 	# A fresh app id per run: a new consumer group that reads the topic from its start.
-	if ! BENCH_APP_ID=bench-$name-$round BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$FAUSTC" -A "$app" worker \
+	if ! BENCH_APP_ID=bench-$name-$round BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$faustc" -A "$app" worker \
 		--broker "$URL" --datadir "$TMP/$name-$round" -l warn \
 		>"$TMP/$name.out" 2>"$TMP/$name.err"; then
 		tail -20 "$TMP/$name.err" >&2
@@ -79,6 +88,7 @@ for r in $(seq "$ROUNDS"); do
 	echo "round $r of $ROUNDS ..." >&2
 	run stateless "$PIPE" "$r" | tee -a "$out"
 	run stateful "$GROUP" "$r" | tee -a "$out"
+	[[ -z $BASE ]] || run stateful-base "$BASE_GROUP" "$r" "$BASE_FAUSTC" | tee -a "$out"
 done
 awk '
 function median(a, n,   i, j, t) {
@@ -96,4 +106,7 @@ END {
 		printf "%-18s %10d   %11.3f   %7.1f\n", k, m[k], median(b, n[k]), median(c, n[k])
 	}
 	printf "\nstateful/stateless events/s: %.2f\n", m["stateful"] / m["stateless"]
+	if ("stateful-base" in m)
+		printf "stateful-base/stateless events/s: %.2f\nstateful/stateful-base events/s: %.2f\n",
+			m["stateful-base"] / m["stateless"], m["stateful"] / m["stateful-base"]
 }' "$out"
