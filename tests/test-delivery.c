@@ -1,0 +1,227 @@
+/*
+ * Commit only after delivery (docs/guarantees.md, "The commit cycle", step 3): a worker
+ * never commits the offset of an event whose outputs are not delivered, and a SIGKILL
+ * while outputs are undelivered loses none of them.
+ *
+ * The embedded broker delivers within milliseconds, so a worker that committed without
+ * waiting would pass every other test. Here the cluster is a steerable mock (mock.h) of
+ * two brokers: the input topic and the group coordinator live on broker 1, the output
+ * topic on broker 2, whose Produce requests are made to fail (NOT_ENOUGH_REPLICAS, which
+ * librdkafka retries) while new inputs arrive. The outputs of those inputs stay
+ * undelivered for a few seconds, the events themselves are processed at once.
+ *
+ *  1. While the outputs are stalled, the group's committed offset never passes an input
+ *     whose output is not in the output topic (sampled repeatedly during the stall).
+ *  2. The worker is killed with SIGKILL during the stall; a new worker of the group
+ *     produces every input's output (at-least-once: nothing lost).
+ *
+ * Breaking the guarantee (committing the cycle's offsets without waiting for
+ * ag__acks_committable(&w->delivered) in worker.c's cycle_check) fails both checks.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "mock.h"
+
+#define N_FIRST 200 /* inputs processed and committed before the stall */
+#define N_STALLED 100 /* inputs whose outputs stall */
+#define STALL_ERRORS 40 /* failed Produce requests: ~100 ms of retry backoff each */
+#define API_PRODUCE 0
+#define ERR_NOT_ENOUGH_REPLICAS 19
+
+#define TRY(x) \
+	do { \
+		int try__rc = (x); \
+		if (try__rc < 0) \
+			return try__rc; \
+	} while (0)
+
+/* D: "out-VALUE" for each input, to d-out. */
+static int
+agent_d(struct ag_stream *s, void *userdata)
+{
+	struct ag_event *ev;
+	int rc;
+	while ((rc = ag_stream_next(s, &ev)) == 0) {
+		struct ag_bytes v = ag_event_value(ev);
+		char out[64];
+		snprintf(out, sizeof(out), "out-%.*s", (int)v.len,
+			 v.ptr ? (const char *)v.ptr : "");
+		TRY(ag_stream_yield(s, NULL, &(struct ag_bytes){out, strlen(out)}));
+	}
+	return rc == AG_EOF ? 0 : rc;
+}
+
+static int
+setup_d(struct ag_app *app)
+{
+	struct ag_topic *in, *out;
+	struct ag_agent *a;
+	TRY(ag_app_set_id(app, "td"));
+	TRY(ag_app_topic(app, "d-in", &(struct ag_topic_opts){.partitions = 1}, &in));
+	TRY(ag_app_topic(app, "d-out", &(struct ag_topic_opts){.partitions = 1}, &out));
+	TRY(ag_app_agent(app, "D", in, agent_d, NULL, &a));
+	TRY(ag_agent_sink_topic(a, out));
+	return 0;
+}
+
+static struct h_mock mock;
+
+static pid_t
+start_worker(const char *name)
+{
+	char dir[300];
+	path_in(dir, sizeof(dir), name);
+	const char *const args[] = {
+		"worker", "--broker", mock.url, "--datadir", dir, "--commit-interval",
+		"0.2",    "-l",       "info",   NULL};
+	return spawn(name, setup_d, args);
+}
+
+static void
+produce_inputs(int from, int to)
+{
+	rd_kafka_t *p = producer_new(mock.bootstrap);
+	for (int i = from; i < to; i++) {
+		char value[16];
+		snprintf(value, sizeof(value), "%05d", i);
+		produce_text(p, "d-in", 0, NULL, value);
+	}
+	producer_close(p, "inputs");
+}
+
+/* The number of leading inputs (0, 1, ...) whose output c holds. */
+static int
+covered_prefix(const struct coll *c, int total)
+{
+	char *seen = calloc((size_t)total, 1);
+	for (size_t i = 0; i < c->n; i++) {
+		int v;
+		if (c->m[i].value && sscanf(c->m[i].value, "out-%d", &v) == 1 && v >= 0 &&
+		    v < total)
+			seen[v] = 1;
+	}
+	int n = 0;
+	while (n < total && seen[n])
+		n++;
+	free(seen);
+	return n;
+}
+
+static int64_t
+committed_in(void)
+{
+	int64_t committed[1] = {-2}, high[1];
+	if (group_offsets(mock.bootstrap, "td", "d-in", 1, committed, NULL, high) < 0)
+		return -2;
+	return committed[0];
+}
+
+static long
+stall_left(void)
+{
+	return h_mock_cmd(&mock, "stack 2 %d", API_PRODUCE);
+}
+
+int
+main(void)
+{
+	if (h_tmp_init("delivery") < 0)
+		return 99;
+	const int total = N_FIRST + N_STALLED;
+	if (h_mock_start(&mock, "mock", setup_d, 2) < 0) {
+		printf("# Bail out! cannot start the mock cluster\n");
+		return 99;
+	}
+	ok(h_mock_cmd(&mock, "leader d-in 0 1") == 0 &&
+		   h_mock_cmd(&mock, "leader d-out 0 2") == 0 &&
+		   h_mock_cmd(&mock, "coordinator td 1") == 0,
+	   "the input and the group on broker 1, the output on broker 2");
+
+	uint64_t t0 = now_ms();
+	produce_inputs(0, N_FIRST);
+	pid_t w1 = start_worker("w1");
+	struct coll out;
+	coll_open(&out, mock.bootstrap, "d-out", 1);
+	coll_wait(&out, N_FIRST, 30000);
+	int64_t c = -2;
+	for (uint64_t end = now_ms() + 20000; (c = committed_in()) < N_FIRST && now_ms() < end;)
+		usleep(100 * 1000);
+	ok_int_eq(c, N_FIRST, "before the stall: the first %d inputs are committed", N_FIRST);
+	ok_int_eq(covered_prefix(&out, total), N_FIRST, "and their outputs delivered");
+
+	/* Outputs stall from here; the inputs still arrive and are processed at once. */
+	ok_int_eq(h_mock_cmd(&mock, "broker-errors 2 %d %d %d", API_PRODUCE, STALL_ERRORS,
+			     ERR_NOT_ENOUGH_REPLICAS),
+		  0, "broker 2 fails the next %d Produce requests", STALL_ERRORS);
+	produce_inputs(N_FIRST, total);
+
+	/*
+	 * 1: sample the committed offset, then the outputs, until half the failures are used
+	 * (the worker has been retrying its outputs for a while, through several commit
+	 * intervals). An output read after the offset was cannot make the check pass wrongly:
+	 * outputs only grow.
+	 */
+	int samples = 0, passed = 0, worst_c = -1, worst_cov = -1;
+	long left = STALL_ERRORS;
+	for (uint64_t end = now_ms() + 30000; now_ms() < end;) {
+		left = stall_left();
+		if (left <= STALL_ERRORS / 2)
+			break;
+		c = committed_in();
+		coll_poll(&out, 50);
+		int cov = covered_prefix(&out, total);
+		samples++;
+		if (c > cov && passed++ == 0) {
+			worst_c = (int)c;
+			worst_cov = cov;
+		}
+	}
+	printf("# %d samples during the stall; %ld failures left; %zu outputs\n", samples, left,
+	       out.n);
+	ok(samples >= 5 && left > 0 && left <= STALL_ERRORS / 2,
+	   "1: the stall was observed (%d samples, %ld of %d failures left)", samples, left,
+	   STALL_ERRORS);
+	ok(passed == 0,
+	   "1: the committed offset never passed an input whose output was undelivered (%d "
+	   "samples did; first: committed %d, outputs up to %d)",
+	   passed, worst_c, worst_cov);
+	ok(covered_prefix(&out, total) < total, "1: outputs were still missing during the stall");
+
+	/* 2: SIGKILL while outputs are undelivered; the next worker makes up for them. */
+	kill(w1, SIGKILL);
+	int status;
+	waitpid(w1, &status, 0);
+	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "2: the worker killed with SIGKILL");
+	long after_kill = stall_left();
+	ok(after_kill > 0, "2: killed during the stall (%ld failures left)", after_kill);
+	int64_t c_kill = committed_in();
+	printf("# at the kill: committed %lld, outputs cover %d of %d\n", (long long)c_kill,
+	       covered_prefix(&out, total), total);
+
+	coll_close(&out); /* no librdkafka handle may live across a fork */
+	pid_t w2 = start_worker("w2");
+	coll_open(&out, mock.bootstrap, "d-out", 1);
+	for (uint64_t end = now_ms() + 60000;
+	     covered_prefix(&out, total) < total && now_ms() < end;)
+		coll_poll(&out, 100);
+	for (uint64_t end = now_ms() + 20000; (c = committed_in()) < total && now_ms() < end;)
+		usleep(100 * 1000);
+	ok_int_eq(covered_prefix(&out, total), total,
+		  "2: every input has its output after the restart (none lost in the kill)");
+	ok_int_eq(c, total, "2: the new worker commits every input");
+	stop_child(w2, "2: the new worker");
+	check_log_clean("w1");
+	check_log_clean("w2");
+	coll_close(&out);
+	printf("# %.1f s\n", (double)(now_ms() - t0) / 1000.0);
+	int st = h_mock_stop(&mock);
+	ok(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the mock cluster exits with 0");
+	h_tmp_cleanup();
+	return tap_done();
+}
