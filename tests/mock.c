@@ -114,7 +114,7 @@ serve(rd_kafka_mock_cluster_t *mc, int in, FILE *out)
 }
 
 int
-h_mock_start(struct h_mock *m, const char *name, ag_app_setup_fn setup, int brokers)
+h_mock_start(struct h_mock *m, const char *name, const ag_app_setup_fn *setups, int brokers)
 {
 	int cmd[2], ans[2];
 	memset(m, 0, sizeof(*m));
@@ -153,7 +153,11 @@ h_mock_start(struct h_mock *m, const char *name, ag_app_setup_fn setup, int brok
 		}
 		rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 		rd_kafka_mock_cluster_t *mc = rk ? rd_kafka_handle_mock_cluster(rk) : NULL;
-		if (!out || !mc || create_topics(mc, setup) < 0) {
+		for (const ag_app_setup_fn *s = setups; out && mc && *s; s++) {
+			if (create_topics(mc, *s) < 0)
+				mc = NULL;
+		}
+		if (!out || !mc) {
 			fprintf(stderr, "mock: cannot start: %s\n", rk ? "topics" : err);
 			_exit(99);
 		}

@@ -31,9 +31,11 @@ struct h_mock {
 
 /*
  * Starts a cluster of `brokers` brokers in a child (its log in h_tmp/NAME.log) and
- * creates every topic the app of setup declares (internal ones included). Returns 0, -1.
+ * creates every topic the apps of the NULL-terminated setups declare (internal ones
+ * included; a topic that two declare keeps the first one's partition count). Returns 0,
+ * -1.
  */
-int h_mock_start(struct h_mock *m, const char *name, ag_app_setup_fn setup, int brokers);
+int h_mock_start(struct h_mock *m, const char *name, const ag_app_setup_fn *setups, int brokers);
 
 /*
  * Sends one command (printf format) and waits for its answer. Returns -1 on "error" or a
