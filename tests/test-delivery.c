@@ -14,9 +14,13 @@
  *     whose output is not in the output topic (sampled repeatedly during the stall).
  *  2. The worker is killed with SIGKILL during the stall; a new worker of the group
  *     produces every input's output (at-least-once: nothing lost).
+ *  3. A permanent refusal (TOPIC_AUTHORIZATION_FAILED, not retried): the worker commits
+ *     nothing past the refused output and stops with status 1; the next worker produces
+ *     the refused outputs.
  *
  * Breaking the guarantee (committing the cycle's offsets without waiting for
- * ag__acks_committable(&w->delivered) in worker.c's cycle_check) fails both checks.
+ * ag__acks_committable(&w->delivered) in worker.c's cycle_check) fails checks 1 and 2;
+ * committing after a failed delivery (ignoring w->no_commit) fails check 3.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,9 +34,11 @@
 
 #define N_FIRST 200 /* inputs processed and committed before the stall */
 #define N_STALLED 100 /* inputs whose outputs stall */
+#define N_REFUSED 50 /* inputs whose first outputs are refused */
 #define STALL_ERRORS 40 /* failed Produce requests: ~100 ms of retry backoff each */
 #define API_PRODUCE 0
 #define ERR_NOT_ENOUGH_REPLICAS 19
+#define ERR_TOPIC_AUTHORIZATION_FAILED 29
 
 #define TRY(x) \
 	do { \
@@ -133,8 +139,9 @@ main(void)
 {
 	if (h_tmp_init("delivery") < 0)
 		return 99;
-	const int total = N_FIRST + N_STALLED;
-	if (h_mock_start(&mock, "mock", setup_d, 2) < 0) {
+	const int total = N_FIRST + N_STALLED, all = total + N_REFUSED;
+	static const ag_app_setup_fn setups[] = {setup_d, NULL};
+	if (h_mock_start(&mock, "mock", setups, 2) < 0) {
 		printf("# Bail out! cannot start the mock cluster\n");
 		return 99;
 	}
@@ -215,9 +222,40 @@ main(void)
 	ok_int_eq(covered_prefix(&out, total), total,
 		  "2: every input has its output after the restart (none lost in the kill)");
 	ok_int_eq(c, total, "2: the new worker commits every input");
-	stop_child(w2, "2: the new worker");
+
+	/* 3: the next Produce request to broker 2 is refused for good. */
+	ok_int_eq(h_mock_cmd(&mock, "broker-errors 2 %d 1 %d", API_PRODUCE,
+			     ERR_TOPIC_AUTHORIZATION_FAILED),
+		  0, "3: broker 2 refuses the next Produce request");
+	produce_inputs(total, all);
+	status = wait_exit(w2, 30000);
+	ok(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1,
+	   "3: the worker stops with status 1 after a refused delivery (wait status %d)", status);
+	c = committed_in();
+	coll_poll(&out, 200);
+	int cov = covered_prefix(&out, all);
+	ok(c <= cov,
+	   "3: its committed offset (%lld) does not pass a refused output (outputs up "
+	   "to %d)",
+	   (long long)c, cov);
+	ok(cov < all, "3: outputs were refused (outputs up to %d of %d)", cov, all);
+	char log[300];
+	path_in(log, sizeof(log), "w2.log");
+	char *text = slurp(log);
+	static const char *const refusal[] = {"could not deliver a message to d-out", NULL};
+	ok(text && find_line(text, refusal), "3: the log names the refused topic");
+	free(text);
+	coll_close(&out);
+	pid_t w3 = start_worker("w3");
+	coll_open(&out, mock.bootstrap, "d-out", 1);
+	for (uint64_t end = now_ms() + 60000; covered_prefix(&out, all) < all && now_ms() < end;)
+		coll_poll(&out, 100);
+	ok_int_eq(covered_prefix(&out, all), all,
+		  "3: the next worker produces the refused outputs (none lost)");
+	stop_child(w3, "3: the next worker");
 	check_log_clean("w1");
 	check_log_clean("w2");
+	check_log_clean("w3");
 	coll_close(&out);
 	printf("# %.1f s\n", (double)(now_ms() - t0) / 1000.0);
 	int st = h_mock_stop(&mock);
