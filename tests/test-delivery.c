@@ -44,7 +44,7 @@
 #define N_CL 100 /* inputs whose changelog records stall */
 #define N_REFUSED 50 /* inputs whose first outputs are refused */
 #define D_KEYS 4 /* input i has key "k(i % D_KEYS)" */
-#define STALL_ERRORS 40 /* failed Produce requests: ~100 ms of retry backoff each */
+#define STALL_ERRORS 24 /* failed Produce requests: ~100 ms of retry backoff each */
 #define API_PRODUCE 0
 #define ERR_NOT_ENOUGH_REPLICAS 19
 #define ERR_TOPIC_AUTHORIZATION_FAILED 29
