@@ -44,7 +44,7 @@
 #define N_CL 100 /* inputs whose changelog records stall */
 #define N_REFUSED 50 /* inputs whose first outputs are refused */
 #define D_KEYS 4 /* input i has key "k(i % D_KEYS)" */
-#define STALL_ERRORS 24 /* failed Produce requests: ~100 ms of retry backoff each */
+#define STALL_ERRORS 40 /* failed Produce requests: ~100 ms of retry backoff each */
 #define API_PRODUCE 0
 #define ERR_NOT_ENOUGH_REPLICAS 19
 #define ERR_TOPIC_AUTHORIZATION_FAILED 29
@@ -208,7 +208,7 @@ main(void)
 	}
 	printf("# %d samples during the stall; %ld failures left; %zu outputs\n", samples, left,
 	       out.n);
-	ok(samples >= 5 && left > 0 && left <= STALL_ERRORS / 2,
+	ok(samples >= 3 && left > 0 && left <= STALL_ERRORS / 2,
 	   "1: the stall was observed (%d samples, %ld of %d failures left)", samples, left,
 	   STALL_ERRORS);
 	ok(passed == 0,
@@ -257,7 +257,7 @@ main(void)
 			worst = c;
 	}
 	coll_poll(&out, 50);
-	ok(samples >= 5 && left > 0 && left <= STALL_ERRORS / 2,
+	ok(samples >= 3 && left > 0 && left <= STALL_ERRORS / 2,
 	   "2b: the stall was observed (%d samples, %ld of %d failures left)", samples, left,
 	   STALL_ERRORS);
 	ok(passed == 0,
@@ -267,9 +267,9 @@ main(void)
 	ok_int_eq(covered_prefix(&out, t2), t2, "2b: the outputs were delivered meanwhile");
 	kill(w2, SIGKILL);
 	waitpid(w2, &status, 0);
-	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-	   "2b: the worker killed with SIGKILL during the stall (%ld failures left)",
-	   stall_left(3));
+	long left3 = stall_left(3);
+	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && left3 > 0,
+	   "2b: the worker killed with SIGKILL during the stall (%ld failures left)", left3);
 	coll_close(&out);
 	w2 = start_worker("w2b"); /* an empty data dir: the table comes from the changelog */
 	coll_open(&out, mock.bootstrap, "d-out", 1);
