@@ -225,9 +225,12 @@ pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
 	rd_kafka_pause_partitions(w->consumer, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	tp->paused = 1;
+	/* The first pause says what is going on; the rest are counted in the stats line. */
 	w->pauses++;
-	ag__log(w->app, AG_LOG_DEBUG, "back-pressure: paused fetching %s[%d] (%u events buffered)",
-		tp->topic->name, (int)tp->partition, ag__tpart_most(tp));
+	ag__log(w->app, w->pauses == 1 ? AG_LOG_INFO : AG_LOG_DEBUG,
+		"back-pressure: paused fetching %s[%d] (%u events buffered)%s", tp->topic->name,
+		(int)tp->partition, ag__tpart_most(tp),
+		w->pauses == 1 ? "; further pauses and resumes are counted in the stats line" : "");
 }
 
 static void
