@@ -397,8 +397,9 @@ test_bad_dirs(void)
 			  "a directory with a foreign data.mdb fails");
 		printf("# %s\n", err);
 	}
+	/* Nothing to observe but surviving: close(NULL) must not touch memory. */
 	ag__store_close(NULL);
-	ok(1, "ag__store_close(NULL) is a no-op");
+	ok(1, "ag__store_close(NULL) is a no-op (surviving is the check)");
 }
 
 int

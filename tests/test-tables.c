@@ -1,20 +1,34 @@
 /*
- * Tables end to end, on a shared `faustc broker` child (so changelogs and committed offsets
- * outlive the workers). Apps are declared with the public API and run as `worker` by
- * ag_app_main in forked children; this process produces inputs, reads outputs and
- * changelogs with plain librdkafka clients, and reads the workers' LMDB read-only.
+ * Tables end to end, on a shared mock cluster child (mock.h: changelogs and committed
+ * offsets outlive the workers, and the test can make offset commits fail). Apps are
+ * declared with the public API and run as `worker` by ag_app_main in forked children; this
+ * process produces inputs, reads outputs and changelogs with plain librdkafka clients, and
+ * reads the workers' LMDB read-only.
  *
- *  1. exactness: a stream of increments; the worker is killed with SIGKILL mid-stream,
- *     restarted on its data dir, killed again, and a third worker on an empty data dir
- *     (the partitions moved, rebuilt from the changelog) finishes. Every key's count and
- *     sum equal the recomputation from the input exactly, in LMDB and in the changelog,
- *     although events were processed more than once (the sink saw duplicates).
+ * The crash points that matter are made by hand: the cluster refuses offset commits
+ * (OffsetCommit fails with OFFSET_METADATA_TOO_LARGE) while a worker goes on processing,
+ * delivering outputs and changelog records and writing LMDB; the worker is killed with
+ * SIGKILL after its log shows refused commits. Its successor processes again events whose
+ * effects are already durable.
+ *
+ *  1. exactness: a stream of increments; the worker is killed so mid-stream, restarted on
+ *     its data dir (the replayed effects are in LMDB), killed so again, and a third worker
+ *     on an empty data dir (the partitions moved, rebuilt from the changelog) finishes.
+ *     Every key's count and sum equal the recomputation from the input exactly, in LMDB
+ *     and in the changelog, although events were processed more than once (the sink saw
+ *     duplicates). Disabling the per-key offset dedupe (table.c) fails these checks.
  *  2. windows: tumbling(10 s, grace 2 s, expires 15 s) and hopping(10 s, 5 s) tables fed
  *     events with chosen Kafka timestamps: assignment at boundaries, out-of-order and late
  *     events, reads (current, delta, at, each, keys), on_close with final values, expiry
- *     with tombstones; then a restart on the same data dir and a worker on an empty data
- *     dir (rebuilt from the changelog): every window closes exactly once overall.
+ *     with tombstones; then a restart on the same data dir whose closing event is killed
+ *     after the close is durable but before its offset is committed (close-once: the
+ *     replay closes nothing again; ignoring the stored window state fails the check), and
+ *     a worker on an empty data dir (rebuilt from the changelog): every window closes
+ *     exactly once overall.
  *  3. key TTL: a key not written for 1 s reads as missing and is swept (tombstone).
+ *  5. forwards processed again: a group_by whose source is processed a second time (all
+ *     commits refused, SIGKILL, a worker on an empty data dir): the reader drops the
+ *     copies (forward dedupe) and the counts behind the group_by stay exact.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,12 +42,16 @@
 #include "table_rt.h"
 
 #include "harness.h"
+#include "mock.h"
 
 #define T0 1700000000000LL
 
 #define X_PARTS 4
 #define X_KEYS 16
 #define X_EVENTS 30000
+
+#define G_KEYS 8
+#define G_EVENTS 3000
 
 #define TRY(x) \
 	do { \
@@ -44,7 +62,7 @@
 
 /* ---- the apps (their agents run in the worker children) ---- */
 
-static struct ag_table *xcount, *xsum, *wsum, *whop, *seen;
+static struct ag_table *xcount, *xsum, *wsum, *whop, *seen, *gcount;
 static struct ag_topic *w_closed;
 
 /* X: counts events and sums their values per key; yields "KEY=COUNT". */
@@ -164,6 +182,32 @@ agent_l(struct ag_stream *s, void *userdata)
 	return rc == AG_EOF ? 0 : rc;
 }
 
+/* G's group_by key: the whole value. */
+static int
+value_key(struct ag_event *ev, struct ag_bytes *key, void *userdata)
+{
+	*key = ag_event_value(ev);
+	return key->len ? 0 : -EINVAL;
+}
+
+/* G, after its group_by: counts events per key; yields "KEY=COUNT". */
+static int
+agent_g(struct ag_stream *s, void *userdata)
+{
+	struct ag_event *ev;
+	int rc;
+	while ((rc = ag_stream_next(s, &ev)) == 0) {
+		struct ag_bytes k = ag_event_key(ev);
+		int64_t n;
+		TRY(ag_table_add_i64(gcount, &k, 1, &n));
+		char out[64];
+		snprintf(out, sizeof(out), "%.*s=%lld", (int)k.len, (const char *)k.ptr,
+			 (long long)n);
+		TRY(ag_stream_yield(s, &k, &(struct ag_bytes){out, strlen(out)}));
+	}
+	return rc == AG_EOF ? 0 : rc;
+}
+
 static int
 topic_decl(struct ag_app *app, const char *name, int partitions, struct ag_topic **out)
 {
@@ -213,6 +257,22 @@ setup_w(struct ag_app *app)
 	return 0;
 }
 
+/* App "tg": a count per key behind a group_by (table on the repartition topic). */
+static int
+setup_g(struct ag_app *app)
+{
+	struct ag_topic *in, *out, *rep;
+	struct ag_agent *a;
+	TRY(ag_app_set_id(app, "tg"));
+	TRY(topic_decl(app, "g-in", 2, &in));
+	TRY(topic_decl(app, "g-out", 1, &out));
+	TRY(ag_app_agent(app, "G", in, agent_g, NULL, &a));
+	TRY(ag_agent_group_by(a, "k", value_key, NULL, 2, &rep));
+	TRY(ag_app_table(app, "gcount", rep, NULL, &gcount));
+	TRY(ag_agent_sink_topic(a, out));
+	return 0;
+}
+
 /* App "tc": a table on a 3-partition topic whose changelog exists with 2 (setup_broker). */
 static int
 setup_c(struct ag_app *app)
@@ -242,8 +302,55 @@ setup_broker(struct ag_app *app)
 
 /* ---- helpers ---- */
 
-static char url[128];
+static char url[300];
 static const char *bootstrap;
+static struct h_mock mock;
+
+#define API_OFFSET_COMMIT 8
+#define ERR_OFFSET_METADATA_TOO_LARGE 12
+
+/* From now on the cluster refuses every offset commit. */
+static void
+refuse_commits(void)
+{
+	ok_int_eq(h_mock_cmd(&mock, "errors %d 100000 %d", API_OFFSET_COMMIT,
+			     ERR_OFFSET_METADATA_TOO_LARGE),
+		  0, "the cluster refuses offset commits from now on");
+}
+
+static void
+accept_commits(void)
+{
+	ok_int_eq(h_mock_cmd(&mock, "clear %d", API_OFFSET_COMMIT), 0,
+		  "the cluster accepts offset commits again");
+}
+
+/* How many refused commits NAME.log reports. */
+static int
+refused_commits(const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s.log", h_tmp, name);
+	char *text = slurp(path);
+	int n = 0;
+	for (const char *p = text; p && (p = strstr(p, "offset commit failed")); p++)
+		n++;
+	free(text);
+	return n;
+}
+
+/*
+ * Waits until worker NAME reports n refused commits: every cycle before the last of them
+ * delivered its changelog records and wrote LMDB (a cycle commits only after both).
+ */
+static void
+wait_refused(const char *name, int n)
+{
+	int got = 0;
+	for (uint64_t end = now_ms() + 30000; (got = refused_commits(name)) < n && now_ms() < end;)
+		usleep(20 * 1000);
+	ok(got >= n, "%s: %d offset commits refused (waited for %d)", name, got, n);
+}
 
 /* Starts a worker on h_tmp/dir; extra (may be NULL) is one more option and its value. */
 static pid_t
@@ -308,6 +415,22 @@ wait_committed(const char *group, const char *topic, int partitions, int timeout
 			if (done)
 				return 0;
 		}
+		usleep(200 * 1000);
+	} while (now_ms() < end);
+	return -1;
+}
+
+/* Waits until the group committed topic[partition] up to its end. */
+static int
+wait_committed_part(const char *group, const char *topic, int partition, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	int64_t committed[16], high[16];
+	do {
+		if (group_offsets(bootstrap, group, topic, partition + 1, committed, NULL, high) ==
+			    0 &&
+		    committed[partition] == high[partition])
+			return 0;
 		usleep(200 * 1000);
 	} while (now_ms() < end);
 	return -1;
@@ -429,16 +552,26 @@ test_exact(void)
 	}
 	producer_close(p, "1: the increments");
 
-	/* Kill at about a third and two thirds of the outputs, then move to an empty dir. */
+	/*
+	 * Kill at about a third and two thirds of the outputs, each time after three commit
+	 * cycles whose changelog records and LMDB writes completed but whose offset commits
+	 * were refused: the next worker processes those cycles' events again, on state that
+	 * holds them (in LMDB for the restart, in the changelog for the empty data dir).
+	 */
 	static const size_t kill_at[2] = {X_EVENTS / 3, 2 * X_EVENTS / 3};
 	for (int round = 0; round < 2; round++) {
-		pid_t pid = start_worker(round ? "xa2" : "xa1", setup_x, "xa");
+		const char *name = round ? "xa2" : "xa1";
+		pid_t pid = start_worker(name, setup_x, "xa");
 		struct coll out;
 		coll_open(&out, bootstrap, "x-out", 1);
-		size_t got = coll_wait(&out, kill_at[round], 60000);
+		size_t got = coll_wait(&out, kill_at[round] - X_EVENTS / 10, 60000);
+		refuse_commits();
+		got = coll_wait(&out, kill_at[round], 60000);
 		coll_close(&out);
 		ok(got >= kill_at[round], "1: round %d: %zu outputs before the kill", round, got);
+		wait_refused(name, 3);
 		kill_worker(pid, round ? "the restarted worker" : "the worker");
+		accept_commits();
 	}
 	pid_t pid = start_worker("xb", setup_x, "xb");
 	ok_int_eq(wait_committed("tx", "x-in", X_PARTS, 90000), 0,
@@ -449,9 +582,7 @@ test_exact(void)
 	check_exact("after two kills and a move to an empty data dir", "xb", count, sum);
 
 	/*
-	 * A kill rarely lands between "changelog delivered" and "offsets committed", the one
-	 * moment where state already holds events that will be processed again. Make that
-	 * moment by hand: a worker in a consumer group without committed offsets (as if no
+	 * The extreme case: a worker in a consumer group without committed offsets (as if no
 	 * commit had ever succeeded) on an empty data dir (rebuilding from the changelog)
 	 * processes every event a second time.
 	 */
@@ -525,6 +656,92 @@ check_exact(const char *when, const char *dir, const int64_t *count, const int64
 	}
 	ok(n == X_KEYS && bad == 0, "1: %s: the changelog's newest counts are exact too (%zu keys)",
 	   when, n);
+}
+
+/* ---- 5. forwards processed again ---- */
+
+/*
+ * A group_by forwarder that processes its source again forwards copies with new offsets in
+ * the repartition topic, so the table's per-key offsets cannot tell them from new events:
+ * only the reader's forward dedupe (the faustc-src header against the highest source
+ * position taken, restored from the tables' meta record) keeps the counts exact.
+ * Every offset commit is refused while the first worker forwards and counts the whole
+ * stream; it is killed once a commit after the last output was refused (everything is in
+ * the changelog), and a worker on an empty data dir processes the whole source again.
+ * Disabling the forward dedupe (agent.c, fwd_duplicate) fails the counts.
+ */
+static void
+test_forwards(void)
+{
+	int64_t count[G_KEYS] = {0};
+	refuse_commits();
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = 0; i < G_EVENTS; i++) {
+		int k = (int)((unsigned)i * 7919u % G_KEYS);
+		char value[16];
+		snprintf(value, sizeof(value), "g%d", k);
+		count[k]++;
+		produce_text(p, "g-in", i % 2, NULL, value);
+	}
+	producer_close(p, "5: the events");
+	pid_t pid = start_worker("g1", setup_g, "g1");
+	struct coll out;
+	coll_open(&out, bootstrap, "g-out", 1);
+	size_t got = coll_wait(&out, G_EVENTS, 60000);
+	coll_close(&out);
+	ok_int_eq(got, G_EVENTS, "5: the first worker counts every event once");
+	/* Every count durable in the changelog (with the meta record after it), none committed. */
+	int durable = 0;
+	for (uint64_t end = now_ms() + 30000; !durable && now_ms() < end;) {
+		struct latest latest[G_KEYS + 4];
+		size_t n = changelog_latest("tg-gcount-changelog", 2, G_KEYS, latest, G_KEYS + 4);
+		int exact = 0;
+		for (size_t i = 0; i < n; i++) {
+			int k = latest[i].klen == 2 && latest[i].key[0] == 'g'
+					? latest[i].key[1] - '0'
+					: -1;
+			exact += k >= 0 && k < G_KEYS && !latest[i].tomb &&
+				 latest[i].value == count[k];
+		}
+		durable = exact == G_KEYS;
+		if (!durable)
+			usleep(100 * 1000);
+	}
+	ok(durable, "5: every count is in the changelog");
+	wait_refused("g1", 1);
+	kill_worker(pid, "5: the first worker");
+	accept_commits();
+
+	pid = start_worker("g2", setup_g, "g2");
+	ok_int_eq(wait_committed("tg", "g-in", 2, 60000), 0,
+		  "5: a worker on an empty data dir processes the source again and commits it");
+	ok_int_eq(wait_committed("tg", "tg-G-k-repartition", 2, 60000), 0,
+		  "5: and the repartition topic");
+	stop_child(pid, "5: the second worker");
+	check_log_clean("g2");
+
+	char log[300];
+	path_in(log, sizeof(log), "g2.log");
+	char *text = slurp(log);
+	const char *st = text ? strstr(text, "forward_duplicates=") : NULL;
+	long dups = st ? strtol(st + strlen("forward_duplicates="), NULL, 10) : -1;
+	free(text);
+	ok(dups > 0, "5: the second worker dropped forwards it had already counted (%ld)", dups);
+
+	struct ag__store *s = open_store("g2");
+	int bad = 0;
+	for (int k = 0; k < G_KEYS; k++) {
+		char key[16];
+		snprintf(key, sizeof(key), "g%d", k);
+		int64_t c = -1;
+		if (!s || store_value(s, "gcount", key, &c) < 0 || c != count[k]) {
+			if (bad++ < 3)
+				printf("# %s: count %lld, expected %lld\n", key, (long long)c,
+				       (long long)count[k]);
+		}
+	}
+	ag__store_close(s);
+	ok_int_eq(bad, 0, "5: every key's count behind the group_by is exact after the replay");
 }
 
 /* ---- 2. windows, 3. TTL ---- */
@@ -661,14 +878,26 @@ test_windows(void)
 		j_tomb += latest[i].klen == 1 && latest[i].key[0] == 'j' && latest[i].tomb;
 	ok_int_eq(j_tomb, 1, "3: a tombstone in the changelog for the expired key");
 
-	/* The same data dir: closes go on where they stopped. */
+	/*
+	 * The same data dir: closes go on where they stopped. The closing event's offset is
+	 * never committed: the worker is killed after the cycle that made the closes durable
+	 * had its commit refused, and the next worker processes the event again.
+	 */
 	pid = start_worker("w2", setup_w, "w1");
+	refuse_commits();
 	p = producer_new(bootstrap);
 	produce_at(p, "w-in", 0, "a", "1", T0 + 52000);
 	producer_close(p, "2: an event after the restart");
 	check_closed("after a restart on the same data dir", 12);
-	stop_child(pid, "2: the restarted window worker");
-	check_log_clean("w2");
+	wait_refused("w2", 1);
+	kill_worker(pid, "2: the restarted window worker");
+	accept_commits();
+	pid = start_worker("w2b", setup_w, "w1");
+	ok_int_eq(wait_committed_part("tw", "w-in", 0, 30000), 0,
+		  "2: the next worker processes the closing event again and commits it");
+	check_closed("after the closing event was processed again", 12);
+	stop_child(pid, "2: the window worker after the kill");
+	check_log_clean("w2b");
 
 	/* An empty data dir: the window state comes back from the changelog. */
 	pid = start_worker("w3", setup_w, "w3");
@@ -705,21 +934,12 @@ main(void)
 {
 	if (h_tmp_init("tables") < 0)
 		return 99;
-	char url_file[300], dir[300];
-	path_in(url_file, sizeof(url_file), "broker.url");
-	path_in(dir, sizeof(dir), "broker-data");
-	const char *const broker_args[] = {"broker", "--addr-file", url_file, "--datadir",
-					   dir,      "-l",          "warn",   NULL};
-	pid_t broker = spawn("broker", setup_broker, broker_args);
-	char *u = wait_line(url_file, 20000);
-	ok(u && strncmp(u, "mock://", 7) == 0, "faustc broker serves at %s", u ? u : "(nothing)");
-	if (!u) {
-		kill(broker, SIGKILL);
-		waitpid(broker, NULL, 0);
+	static const ag_app_setup_fn setups[] = {setup_broker, setup_x, setup_c, setup_g, NULL};
+	ok_int_eq(h_mock_start(&mock, "broker", setups, 1), 0, "the mock cluster serves at %s",
+		  mock.url);
+	if (!mock.pid)
 		return tap_done();
-	}
-	snprintf(url, sizeof(url), "%s", u);
-	free(u);
+	snprintf(url, sizeof(url), "%s", mock.url);
 	bootstrap = url + strlen("mock://");
 	test_copartition();
 	uint64_t t0 = now_ms();
@@ -728,7 +948,11 @@ main(void)
 	t0 = now_ms();
 	test_exact();
 	printf("# exactness: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
-	stop_child(broker, "faustc broker");
+	t0 = now_ms();
+	test_forwards();
+	printf("# forwards: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
+	int st = h_mock_stop(&mock);
+	ok(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the mock cluster exits with 0");
 	h_tmp_cleanup();
 	return tap_done();
 }

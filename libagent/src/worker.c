@@ -216,6 +216,9 @@ ag__tpart_maybe_resume(struct ag__worker *w, struct ag__tpart *tp)
 	rd_kafka_resume_partitions(w->consumer, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	tp->paused = 0;
+	w->resumes++;
+	ag__log(w->app, AG_LOG_DEBUG, "back-pressure: resumed fetching %s[%d]", tp->topic->name,
+		(int)tp->partition);
 }
 
 static void
@@ -226,6 +229,12 @@ pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
 	rd_kafka_pause_partitions(w->consumer, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	tp->paused = 1;
+	/* The first pause says what is going on; the rest are counted in the stats line. */
+	w->pauses++;
+	ag__log(w->app, w->pauses == 1 ? AG_LOG_INFO : AG_LOG_DEBUG,
+		"back-pressure: paused fetching %s[%d] (%u events buffered)%s", tp->topic->name,
+		(int)tp->partition, ag__tpart_most(tp),
+		w->pauses == 1 ? "; further pauses and resumes are counted in the stats line" : "");
 }
 
 static void
@@ -260,7 +269,10 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 	tp->at_eof = 0;
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
-	if (!tp->paused && ag__tpart_most(tp) >= AG__BUF_HIGH)
+	uint32_t most = ag__tpart_most(tp);
+	if (most > w->buffer_peak)
+		w->buffer_peak = most;
+	if (!tp->paused && most >= AG__BUF_HIGH)
 		pause_tpart(w, tp);
 	if (tp->ready)
 		ag__tpart_wake(w, tp);
@@ -1133,11 +1145,12 @@ ag__worker_run(struct ag_app *app)
 				 : 0.0;
 	ag__log(app, AG_LOG_INFO,
 		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
-		"forward_waits=%llu forward_duplicates=%llu late_events=%llu "
-		"watermark_heartbeats=%llu",
+		"forward_waits=%llu forward_duplicates=%llu paused=%llu resumed=%llu "
+		"buffer_peak=%u late_events=%llu watermark_heartbeats=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
 		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits,
-		(unsigned long long)w->fwd_duplicates, (unsigned long long)w->late_events,
+		(unsigned long long)w->fwd_duplicates, (unsigned long long)w->pauses,
+		(unsigned long long)w->resumes, w->buffer_peak, (unsigned long long)w->late_events,
 		(unsigned long long)w->wm_heartbeats);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
@@ -1161,9 +1174,12 @@ ag__worker_run(struct ag_app *app)
 				a->name, (unsigned long long)a->failures);
 	}
 	if (app->loglevel > AG_LOG_INFO)
-		fprintf(stderr, "stats: events=%llu sent=%llu elapsed=%.6f forward_waits=%llu\n",
+		fprintf(stderr,
+			"stats: events=%llu sent=%llu elapsed=%.6f forward_waits=%llu paused=%llu "
+			"resumed=%llu buffer_peak=%u\n",
 			(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
-			(unsigned long long)w->flow_waits);
+			(unsigned long long)w->flow_waits, (unsigned long long)w->pauses,
+			(unsigned long long)w->resumes, w->buffer_peak);
 out_loop:
 	if (w->handles_open) {
 		close_handles(w);

@@ -224,6 +224,8 @@ struct ag__worker {
 
 	/* stats */
 	uint64_t events, sent, failed_deliveries, fwd_duplicates, late_events;
+	uint64_t pauses, resumes; /* back-pressure pauses and resumes of partitions */
+	uint32_t buffer_peak; /* most events ever buffered for one reader of a partition */
 	uint64_t first_event_ns, last_delivery_ns;
 };
 
