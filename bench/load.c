@@ -116,13 +116,24 @@ produce_one(rd_kafka_t *rk, const char *key, size_t key_len, const char *value, 
 		err = RD_KAFKA_RESP_ERR_NO_ERROR;
 		if (!produce_rkt)
 			err = rd_kafka_last_error();
-		else
-			err = rd_kafka_producev(rk, RD_KAFKA_V_RKT(produce_rkt),
-						RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
-						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-						RD_KAFKA_V_VALUE((void *)value, value_len),
-						RD_KAFKA_V_KEY(key, key_len),
-						RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_END);
+		else {
+			/* produceva: the RD_KAFKA_V_* macros are statement expressions (clang warns) */
+			rd_kafka_vu_t vu[] = {
+				{.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = produce_rkt},
+				{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = RD_KAFKA_PARTITION_UA},
+				{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+				{.vtype = RD_KAFKA_VTYPE_VALUE,
+				 .u.mem = {(void *)value, value_len}},
+				{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)key, key_len}},
+				{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = timestamp},
+			};
+			rd_kafka_error_t *e =
+				rd_kafka_produceva(rk, vu, sizeof(vu) / sizeof(vu[0]));
+			if (e) {
+				err = rd_kafka_error_code(e);
+				rd_kafka_error_destroy(e);
+			}
+		}
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			break;
 		rd_kafka_poll(rk, 50);

@@ -1,34 +1,7 @@
-# Shared by the shell broker tests (sourced): BUILD_DIR from $1, a temporary dir killed and
-# removed at exit (kept with KEEP=1), TAP helpers, and the children to kill.
+# Shared by the shell broker tests (sourced): BUILD_DIR from $2 and its faustc, and what
+# tap-lib.sh gives (a temporary dir, TAP checks, the children to kill).
 # Usage in a test: . "$(dirname "$0")/e2e-lib.sh" NAME "$@"
 name=${1:?test name}
 build=$(cd "${2:?build dir}" && pwd)
 faustc="$build/cli/faustc"
-tmp=$(mktemp -d "/tmp/faustc-$name.XXXXXX")
-pids=() # every child started; killed at exit
-n=0 failed=0
-
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do echo "#   $l"; done
-}
-check_eq() { # what got expected
-	if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got: $2" "expected: $3"; fi
-}
-
-# Ends the test: the plan, and the status.
-finish() {
-	echo "1..$n"
-	[ "$failed" -eq 0 ]
-}
+. "$(dirname "${BASH_SOURCE[0]}")/tap-lib.sh" "$name"

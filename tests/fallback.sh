@@ -17,25 +17,7 @@
 # Usage: fallback.sh SOURCE_ROOT
 set -uo pipefail
 src=$(cd "${1:?source root}" && pwd)
-tmp=$(mktemp -d /tmp/faustc-fallback.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do echo "#   $l"; done
-}
-check_eq() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got: $2" "expected: $3"; fi; }
-bail() { echo "Bail out! $*"; exit 1; }
+. "$(dirname "$0")/tap-lib.sh" fallback
 
 # 1. Debian's source packages into the packagecache of a copy of the sources.
 mkdir -p "$tmp/src" "$tmp/debsrc"
@@ -127,5 +109,4 @@ check_eq "its worker stops with status 0" "$?" "0"
 check_eq "its table is in LMDB" \
 	"$("$faustc" -A greeter table seen_count --key Ann --datadir "$tmp/w" | awk '$2 == "Ann" {print $4}')" "2"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish

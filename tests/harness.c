@@ -2,7 +2,9 @@
 #define HARNESS_IMPL
 #include "harness.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -481,4 +483,29 @@ group_offsets(const char *bootstrap, const char *group, const char *topic, int p
 	rd_kafka_topic_partition_list_destroy(l);
 	rd_kafka_destroy(rk);
 	return rc;
+}
+
+ag_app_setup_fn
+h_module_setup(int argc, char **argv, const char *test)
+{
+	if (argc < 2) {
+		printf("usage: %s build/examples/APP.so\n", test);
+		exit(99);
+	}
+	void *mod = dlopen(argv[1], RTLD_NOW);
+	const struct ag_module *entry = mod ? dlsym(mod, "ag_module_entry") : NULL;
+	if (!entry) {
+		printf("# Bail out! cannot load %s: %s\n", argv[1], dlerror());
+		exit(99);
+	}
+	return entry->setup;
+}
+
+double
+h_json_num(const char *text, const char *name)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\":", name);
+	const char *p = text ? strstr(text, pat) : NULL;
+	return p ? strtod(p + strlen(pat), NULL) : NAN;
 }

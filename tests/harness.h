@@ -22,6 +22,14 @@
 
 #include <agent/agent.h>
 
+/* In an app's setup or agent: returns x when it is an error (< 0). */
+#define TRY(x) \
+	do { \
+		int try__rc = (x); \
+		if (try__rc < 0) \
+			return try__rc; \
+	} while (0)
+
 /* The test's temporary directory (h_tmp_init creates it). */
 extern char h_tmp[256];
 
@@ -66,6 +74,15 @@ int wait_exit(pid_t pid, int timeout_ms);
 
 /* Whether NAME.log has no sanitizer report and no "still has handles". */
 int h_log_clean(const char *name);
+
+/*
+ * The setup function of an app module (ag_module_entry of a .so built with AG_APP_MODULE),
+ * from argv[1] of a test run as `test MODULE`. Bails out (exit 99) when it cannot be had.
+ */
+ag_app_setup_fn h_module_setup(int argc, char **argv, const char *test);
+
+/* The number after "name": in a JSON text (a flat search, enough for test outputs), or NAN. */
+double h_json_num(const char *text, const char *name);
 
 /* ---- plain librdkafka clients ---- */
 

@@ -14,30 +14,12 @@
 set -uo pipefail
 src=$(cd "${1:?source root}" && pwd)
 version=${2:?project version}
-tmp=$(mktemp -d /tmp/faustc-install.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)) failed=$((failed + 1))
-	echo "not ok $n - $1"
-	shift
-	for l in "$@"; do echo "#   $l"; done
-}
-check_eq() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "got: $2" "expected: $3"; fi; }
+. "$(dirname "$0")/tap-lib.sh" install
 check() { # what command...: ok when the command succeeds
 	local what=$1
 	shift
 	if "$@"; then ok "$what"; else not_ok "$what" "failed: $*"; fi
 }
-bail() { echo "Bail out! $*"; exit 1; }
 
 # Fenced block N (1-based) of README's "Write your own app" section, without its fences.
 readme_block() {
@@ -230,5 +212,4 @@ check_eq "its headers and the library it runs with are $version" "$(./one versio
 check_eq "it runs the command line (topics)" "$(./one topics | awk 'NR == 2 {print $1, $2}')" \
 	"in 8"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+finish

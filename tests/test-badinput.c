@@ -39,13 +39,6 @@
 
 /* ---- the apps (their agents run in the worker children) ---- */
 
-#define TRY(x) \
-	do { \
-		int try__rc = (x); \
-		if (try__rc < 0) \
-			return try__rc; \
-	} while (0)
-
 struct withdrawal {
 	struct ag_str user;
 	struct ag_str country;

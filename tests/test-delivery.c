@@ -49,13 +49,6 @@
 #define ERR_NOT_ENOUGH_REPLICAS 19
 #define ERR_TOPIC_AUTHORIZATION_FAILED 29
 
-#define TRY(x) \
-	do { \
-		int try__rc = (x); \
-		if (try__rc < 0) \
-			return try__rc; \
-	} while (0)
-
 static struct ag_table *dcount;
 
 /* D: counts inputs per key; "out-VALUE=COUNT" for each input, to d-out. */

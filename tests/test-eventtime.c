@@ -22,7 +22,6 @@
  *               byte for byte in withdrawals-country_to_total-late with headers naming the
  *               table and the window.
  */
-#include <dlfcn.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -146,16 +145,6 @@ start_broker(void)
 	return pid;
 }
 
-/* The value of "name": NUMBER in a JSON text, or NAN. */
-static double
-json_num(const char *text, const char *name)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\":", name);
-	const char *p = text ? strstr(text, pat) : NULL;
-	return p ? strtod(p + strlen(pat), NULL) : NAN;
-}
-
 struct tally {
 	int seen[NCOUNTRY][NWIN];
 	double total[NCOUNTRY][NWIN];
@@ -169,13 +158,13 @@ tally(const struct coll *c, struct tally *t)
 	memset(t, 0, sizeof(*t));
 	for (size_t i = 0; i < c->n; i++) {
 		const char *v = c->m[i].value;
-		long w = lround((json_num(v, "window_start") * 1000.0 - (double)T0) / 10000.0);
+		long w = lround((h_json_num(v, "window_start") * 1000.0 - (double)T0) / 10000.0);
 		int k = -1;
 		for (int x = 0; x < NCOUNTRY; x++)
 			k = c->m[i].key && strcmp(c->m[i].key, countries[x]) == 0 ? x : k;
 		if (k < 0 || w < 0 || w >= NWIN)
 			continue;
-		double total = json_num(v, "total");
+		double total = h_json_num(v, "total");
 		if (t->seen[k][w]++ && total != t->total[k][w])
 			t->changed++;
 		t->total[k][w] = total;
@@ -396,17 +385,7 @@ test_idle_and_late(void)
 int
 main(int argc, char **argv)
 {
-	if (argc < 2) {
-		printf("usage: test-eventtime build/examples/withdrawals.so\n");
-		return 99;
-	}
-	void *mod = dlopen(argv[1], RTLD_NOW);
-	const struct ag_module *entry = mod ? dlsym(mod, "ag_module_entry") : NULL;
-	if (!entry) {
-		printf("# Bail out! cannot load %s: %s\n", argv[1], dlerror());
-		return 99;
-	}
-	setup = entry->setup;
+	setup = h_module_setup(argc, argv, "test-eventtime");
 	if (h_tmp_init("eventtime") < 0)
 		return 99;
 	const char *only = getenv("EVENTTIME_ONLY");

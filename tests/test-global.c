@@ -19,13 +19,6 @@
 
 #define KEYS 20
 
-#define TRY(x) \
-	do { \
-		int try__rc = (x); \
-		if (try__rc < 0) \
-			return try__rc; \
-	} while (0)
-
 static struct ag_table *g, *s_table;
 
 static int

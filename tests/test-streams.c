@@ -26,13 +26,6 @@
 
 #include "harness.h"
 
-#define TRY(x) \
-	do { \
-		int try__rc = (x); \
-		if (try__rc < 0) \
-			return try__rc; \
-	} while (0)
-
 #define FLT_N 200
 #define GB_USERS 12
 #define GB_PER_USER 25

@@ -53,13 +53,6 @@
 #define G_KEYS 8
 #define G_EVENTS 3000
 
-#define TRY(x) \
-	do { \
-		int try__rc = (x); \
-		if (try__rc < 0) \
-			return try__rc; \
-	} while (0)
-
 /* ---- the apps (their agents run in the worker children) ---- */
 
 static struct ag_table *xcount, *xsum, *wsum, *whop, *seen, *gcount;

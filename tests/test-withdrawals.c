@@ -10,7 +10,6 @@
  * The app is the example module (argv[1]: build/examples/withdrawals.so), loaded here and
  * run by ag_app_main in forked children.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -109,16 +108,6 @@ start_worker(int k, int generation)
 	return spawn(name, setup, args);
 }
 
-/* The value of "name": NUMBER in a JSON text, or NAN. */
-static double
-json_num(const char *text, const char *name)
-{
-	char pat[64];
-	snprintf(pat, sizeof(pat), "\"%s\":", name);
-	const char *p = text ? strstr(text, pat) : NULL;
-	return p ? strtod(p + strlen(pat), NULL) : NAN;
-}
-
 static void
 check_users(struct coll *c)
 {
@@ -129,7 +118,7 @@ check_users(struct coll *c)
 		const struct msg *m = &c->m[i];
 		int u = m->key && m->key[0] == 'u' ? atoi(m->key + 1) : -1;
 		if (u >= 0 && u < USERS)
-			last[u] = json_num(m->value, "total");
+			last[u] = h_json_num(m->value, "total");
 	}
 	int exact = 0;
 	for (int u = 0; u < USERS; u++) {
@@ -150,8 +139,8 @@ check_windows(struct coll *c)
 	int seen[NCOUNTRY][N * STEP_MS / 10000 + 1] = {{0}}, wrong = 0, stray = 0;
 	for (size_t i = 0; i < c->n; i++) {
 		const char *v = c->m[i].value;
-		double start = json_num(v, "window_start"), end = json_num(v, "window_end");
-		double total = json_num(v, "total");
+		double start = h_json_num(v, "window_start"), end = h_json_num(v, "window_end");
+		double total = h_json_num(v, "total");
 		int c_idx = -1;
 		for (int k = 0; k < NCOUNTRY; k++) {
 			if (c->m[i].key && strcmp(c->m[i].key, countries[k]) == 0)
@@ -187,17 +176,7 @@ check_windows(struct coll *c)
 int
 main(int argc, char **argv)
 {
-	if (argc < 2) {
-		printf("usage: test-withdrawals build/examples/withdrawals.so\n");
-		return 99;
-	}
-	void *mod = dlopen(argv[1], RTLD_NOW);
-	const struct ag_module *entry = mod ? dlsym(mod, "ag_module_entry") : NULL;
-	if (!entry) {
-		printf("# Bail out! cannot load %s: %s\n", argv[1], dlerror());
-		return 99;
-	}
-	setup = entry->setup;
+	setup = h_module_setup(argc, argv, "test-withdrawals");
 	if (h_tmp_init("withdrawals") < 0)
 		return 99;
 	unsigned seed = (unsigned)getpid();

@@ -63,13 +63,6 @@ static char sink_path[300]; /* C's callback sink appends here (in the worker chi
 
 /* ---- the apps (their agents run in the worker children) ---- */
 
-#define TRY(x) \
-	do { \
-		int try__rc = (x); \
-		if (try__rc < 0) \
-			return try__rc; \
-	} while (0)
-
 static int
 yield_text(struct ag_stream *s, const struct ag_bytes *key, const char *text)
 {
