@@ -275,8 +275,8 @@ table_metrics(struct ag__web *web, struct ag__sbuf *o)
 		sample(o, "table_recovery_restored", "table", t->name, NULL, NULL, (double)n);
 	}
 	family(o, "table_recovery_remaining", "gauge",
-	       "Changelog records the partitions now recovering have still to restore (an "
-	       "upper bound: compaction leaves gaps).");
+	       "Changelog offsets the partitions now recovering have still to restore (an "
+	       "upper bound on records: compaction leaves gaps).");
 	for (size_t i = 0; i < app->ntables; i++) {
 		const struct ag_table *t = app->tables[i];
 		int64_t n = 0;
@@ -284,7 +284,7 @@ table_metrics(struct ag__web *web, struct ag__sbuf *o)
 			const struct ag__part *pt = &t->rt->parts[p];
 			if (!pt->restoring)
 				continue;
-			int64_t left = pt->restore_end - pt->restore_from - (int64_t)pt->restored;
+			int64_t left = pt->restore_end - pt->restore_pos;
 			n += left > 0 ? left : 0;
 		}
 		sample(o, "table_recovery_remaining", "table", t->name, NULL, NULL, (double)n);
