@@ -7,6 +7,8 @@
 #      200 idle connections while events flow
 #   5. `faustc status`; a second worker asking for a taken port gets the next one
 #   6. /health through a table recovery (503 recovering), web.addr removed at exit
+#   7. withdrawals (a plain table, and a windowed one after group_by): tables by key equal
+#      `faustc table --json` (every window with its bounds), events per agent and topic
 # Usage: web-e2e.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh" web "$@"
@@ -264,4 +266,63 @@ check_eq "/health through recovery: starting, recovering, running" "$states" \
 kill -TERM "$worker_pid"
 wait "$worker_pid"
 check_eq "recovered worker exits 0 (its loop closed every handle)" "$?" "0"
+
+# 7. withdrawals on its embedded broker
+"$faustc" -A withdrawals worker --datadir "$tmp/wd" --web-port 0 --commit-interval 0.3 \
+	2>"$tmp/wd.log" &
+wd_pid=$!
+pids+=("$wd_pid")
+for _ in $(seq 100); do [ -s "$tmp/wd/web.addr" ] && break; sleep 0.05; done
+wweb=$(cat "$tmp/wd/web.addr")
+health_states "$wweb" >/dev/null
+wsend() { "$faustc" -A withdrawals send withdrawals "$@" --datadir "$tmp/wd" >/dev/null 2>&1; }
+for i in $(seq 1 20); do
+	u=u$((i % 4))
+	c=$([ $((i % 2)) = 0 ] && echo DE || echo FR)
+	wsend "{\"user\": \"$u\", \"country\": \"$c\", \"amount\": $i}" --key "$u"
+done
+for _ in $(seq 100); do
+	[ "$(curl -s "$wweb/metrics" | grep -c '^faustc_events_in_total{agent="track_user_withdrawal",topic="withdrawals"} 20$')" = 1 ] && break
+	sleep 0.1
+done
+sleep 1 # a commit cycle
+for path in user_to_total/u1 user_to_total/u2 country_to_total/DE country_to_total/FR; do
+	a=$(curl -s "$wweb/tables/$path" | jq -c .rows)
+	b=$("$faustc" -A withdrawals table "${path%%/*}" --key "${path#*/}" --json --datadir "$tmp/wd" |
+		jq -c .rows)
+	check_eq "withdrawals: /tables/$path equals faustc table --json" "$a" "$b"
+done
+check_eq "withdrawals: u1's total" "$(curl -s "$wweb/tables/user_to_total/u1" | jq -c '.rows[0].value')" \
+	"$((1 + 5 + 9 + 13 + 17))"
+win=$(curl -s "$wweb/tables/country_to_total/DE" |
+	jq -c '[(.rows | length > 0), ([.rows[] | .window.end - .window.start == 10000] | all),
+	([.rows[].value] | add)]')
+check_eq "withdrawals: DE's windows have 10 s bounds and sum to the DE amounts" "$win" \
+	"[true,true,$((2 + 4 + 6 + 8 + 10 + 12 + 14 + 16 + 18 + 20))]"
+check_eq "withdrawals: keys of the windowed table" \
+	"$(curl -s "$wweb/tables/country_to_total" | jq -c '.keys | sort')" '["DE","FR"]'
+curl -s "$wweb/metrics" >"$tmp/wmetrics.txt"
+wm=$($py - "$tmp/wmetrics.txt" <<'EOF'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = list(text_string_to_metric_families(open(sys.argv[1]).read()))
+def val(name, **labels):
+    return sum(s.value for f in fams for s in f.samples
+               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+def count(prefix, **labels):
+    return sum(s.value for f in fams for s in f.samples
+               if s.name == "faustc_events_in_total" and s.labels["topic"].startswith(prefix)
+               and all(s.labels.get(k) == v for k, v in labels.items()))
+print(int(val("faustc_events_in_total", agent="track_user_withdrawal", topic="withdrawals")),
+      int(val("faustc_events_in_total", agent="track_country_withdrawal", topic="withdrawals")),
+      int(count("withdrawals-track_country_withdrawal", agent="track_country_withdrawal")),
+      int(val("faustc_late_events_total", table="country_to_total")),
+      int(val("faustc_events_out_total", agent="track_user_withdrawal")))
+EOF
+)
+check_eq "withdrawals metrics: events in per agent and topic (repartition too), late, out" \
+	"$wm" "20 20 20 0 20"
+kill -TERM "$wd_pid"
+wait "$wd_pid"
+check_eq "withdrawals worker exits 0" "$?" "0"
 finish
