@@ -7,7 +7,8 @@
 #      200 idle connections while events flow
 #   5. `faustc status`; a second worker asking for a taken port gets the next one
 #   6. /health through a table recovery (503 recovering), web.addr removed at exit
-#   7. withdrawals (a plain table, and a windowed one after group_by): tables by key equal
+#   7. two workers: a key of the other worker's partition is a 307 to its address
+#   8. withdrawals (a plain table, and a windowed one after group_by): tables by key equal
 #      `faustc table --json` (every window with its bounds), events per agent and topic
 # Usage: web-e2e.sh BUILD_DIR
 set -uo pipefail
@@ -267,7 +268,48 @@ kill -TERM "$worker_pid"
 wait "$worker_pid"
 check_eq "recovered worker exits 0 (its loop closed every handle)" "$?" "0"
 
-# 7. withdrawals on its embedded broker
+# 7. two workers: a key the other worker owns is redirected there (307), learned via __workers
+start_worker "$tmp/wa" --web-port 0
+weba=$web
+start_worker "$tmp/wb" --web-port 0
+webb=$web
+for _ in $(seq 300); do
+	na=$(curl -s "$weba/info" | jq '[.partitions[] | select(.topic == "names")] | length')
+	nb=$(curl -s "$webb/info" | jq '[.partitions[] | select(.topic == "names")] | length')
+	[ "$(curl -s "$weba/health" | jq -r .status)" = running ] &&
+		[ "$(curl -s "$webb/health" | jq -r .status)" = running ] &&
+		[ "${na:-0}" -gt 0 ] && [ "${nb:-0}" -gt 0 ] && [ $((na + nb)) = 8 ] && break
+	sleep 0.1
+done
+check_eq "two workers split the 8 partitions" "$((na + nb))" "8"
+before=$(greetings_count)
+seq 1 40 | sed -E 's/^(.*)$/r\1:{"name": "r\1"}/' >"$tmp/r.txt"
+"$faustc" -A greeter send names --file "$tmp/r.txt" --key-delimiter : --broker "$url" \
+	>/dev/null 2>&1
+wait_greetings $((before + 40))
+sleep 1 # a commit cycle
+redirected= local_ok=
+for i in $(seq 1 40); do
+	c=$(code "$weba/tables/seen_count/r$i")
+	if [ "$c" = 307 ] && [ -z "$redirected" ]; then
+		redirected=r$i
+	elif [ "$c" = 200 ] && [ -z "$local_ok" ]; then
+		local_ok=r$i
+	fi
+done
+[ -n "$redirected" ] && [ -n "$local_ok" ] &&
+	ok "worker A answers its own keys ($local_ok: 200) and redirects the others ($redirected: 307)" ||
+	not_ok "worker A answers its own keys and redirects the others" "200: $local_ok, 307: $redirected"
+loc=$(curl -s -o /dev/null -w '%{redirect_url}' "$weba/tables/seen_count/$redirected")
+check_eq "the redirect names worker B's address" "$loc" "$webb/tables/seen_count/$redirected"
+check_eq "following it gives B's answer" "$(curl -sL "$weba/tables/seen_count/$redirected" | jq -c .rows)" \
+	"$(curl -s "$webb/tables/seen_count/$redirected" | jq -c .rows)"
+check_eq "the answer is the key's count" \
+	"$(curl -sL "$weba/tables/seen_count/$redirected" | jq -c '.rows[0].value')" "1"
+kill -TERM "$(cat "$tmp/wa/LOCK")" "$(cat "$tmp/wb/LOCK")"
+for _ in $(seq 100); do [ ! -e "$tmp/wa/web.addr" ] && [ ! -e "$tmp/wb/web.addr" ] && break; sleep 0.1; done
+
+# 8. withdrawals on its embedded broker
 "$faustc" -A withdrawals worker --datadir "$tmp/wd" --web-port 0 --commit-interval 0.3 \
 	2>"$tmp/wd.log" &
 wd_pid=$!

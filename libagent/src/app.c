@@ -995,6 +995,10 @@ ag__app_finalize(struct ag_app *app)
 		int rc = internal_topic(app, "__reply", "", 8, &app->reply_topic);
 		if (rc < 0)
 			return rc == -EEXIST ? AG_ECONFIG : rc;
+		/* Workers tell each other their web addresses and partitions (table redirects). */
+		rc = internal_topic(app, "__workers", "", 1, &app->workers_topic);
+		if (rc < 0)
+			return rc == -EEXIST ? AG_ECONFIG : rc;
 	}
 	for (size_t i = 0; i < app->nagents; i++) {
 		struct ag_agent *a = app->agents[i];

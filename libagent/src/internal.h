@@ -211,6 +211,7 @@ struct ag_app {
 	size_t ntimers;
 	struct ag_topic *leader_topic; /* <id>-__leader, with AG_TIMER_LEADER timers */
 	struct ag_topic *reply_topic; /* <id>-__reply: answers to ag_agent_ask */
+	struct ag_topic *workers_topic; /* <id>-__workers: workers' web addresses (web/web.c) */
 	int finalized;
 	struct ag__worker *worker; /* run time, NULL outside `worker` */
 };

@@ -1399,6 +1399,11 @@ ag__tables_restore_poll(struct ag__worker *w)
 			ag__agents_reply(w, m);
 			continue;
 		}
+		if (m->rkt && w->app->workers_topic &&
+		    strcmp(rd_kafka_topic_name(m->rkt), w->app->workers_topic->name) == 0) {
+			ag__web_peer(w, m);
+			continue;
+		}
 		struct ag_table *t =
 			m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : NULL;
 		struct ag__part *pt = t && t->rt ? &t->rt->parts[m->partition] : NULL;

@@ -720,6 +720,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		}
 		rd_kafka_assign(rk, parts);
 		ag__tables_standby(w);
+		ag__web_announce(w);
 		if (holds_leader(w, parts))
 			ag__timers_set_leader(w, 1);
 		return;

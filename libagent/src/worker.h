@@ -362,6 +362,10 @@ int64_t ag__wm_event_time(const struct ag_topic *t, const struct ag_event *ev);
 void ag__web_open(struct ag__worker *w);
 /* Closes the server's handles (with the worker's other handles) and removes web.addr. */
 void ag__web_close(struct ag__worker *w);
+/* The partitions changed (after an assignment): tells the other workers through __workers. */
+void ag__web_announce(struct ag__worker *w);
+/* A record of __workers (from the restore consumer): another worker's address and partitions. */
+void ag__web_peer(struct ag__worker *w, const rd_kafka_message_t *m);
 
 /* window.c: logs a windowed table's late events at exit (warn) when there were any. */
 void ag__window_report(const struct ag_table *t);

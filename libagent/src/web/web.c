@@ -10,6 +10,14 @@
  * Table reads go to the worker's LMDB store, which holds what the last commit cycle made
  * durable (at most commit_interval old), the same state `faustc table` reads.
  *
+ * Keys of partitions another worker owns are answered 307 to that worker's address (Faust's
+ * table_route). Workers learn each other's addresses through Kafka: each one writes
+ * {"worker_id", "web", "partitions": [[topic, partition], ...]} keyed by its worker id to the
+ * compacted topic <app_id>-__workers after every assignment, and reads that topic from the
+ * start with its restore consumer. The newest record claiming a partition names its owner
+ * (a record is superseded by the next assignment, so a worker that died stops being named
+ * once its partitions are handed out again).
+ *
  * The listener binds --web-bind:--web-port (127.0.0.1:6066). When the port is taken (a
  * second worker on the machine) the next free one is taken, with a warning naming the
  * option; the URL goes to DATADIR/web.addr for `faustc status`. A server that cannot start
@@ -363,13 +371,51 @@ rows_one(int32_t part, struct ag_bytes skey, struct ag_bytes val, void *userdata
 	return 0;
 }
 
+/* The web address of the other worker that owns (topic, p), or NULL. Borrowed. */
+static const char *
+peer_owner(struct ag__web *web, const char *topic, int32_t p)
+{
+	const char *id, *best = NULL;
+	json_int_t best_off = -1;
+	json_t *peer;
+	json_object_foreach(web->peers, id, peer)
+	{
+		size_t i;
+		json_t *tp;
+		json_array_foreach(json_object_get(peer, "partitions"), i, tp)
+		{
+			json_int_t off = json_integer_value(json_object_get(peer, "offset"));
+			if (json_integer_value(json_array_get(tp, 1)) == p &&
+			    json_is_string(json_array_get(tp, 0)) &&
+			    strcmp(json_string_value(json_array_get(tp, 0)), topic) == 0 &&
+			    off > best_off) {
+				best_off = off;
+				best = json_string_value(json_object_get(peer, "web"));
+			}
+		}
+	}
+	return best;
+}
+
 static void
-route_table_key(struct ag__web *web, const struct ag_table *t, struct ag_bytes key,
-		struct ag__http_res *res)
+route_table_key(struct ag__web *web, const struct ag__http_req *req, const struct ag_table *t,
+		struct ag_bytes key, struct ag__http_res *res)
 {
 	int32_t p = ag__murmur2_partition(key.ptr, key.len, t->changelog->partitions);
 	const struct ag__tpart *tp = table_tpart(t, p);
 	char msg[512];
+	const char *owner = tp && !tp->assigned ? peer_owner(web, t->source->name, p) : NULL;
+	if (owner && strlen(owner) + strlen(req->path) + 2 < sizeof(res->location)) {
+		size_t ol = strlen(owner), pl = strlen(req->path);
+		memcpy(res->location, owner, ol);
+		memcpy(res->location + ol, req->path, pl + 1);
+		snprintf(msg, sizeof(msg), "partition %d of %s is owned by the worker at %s",
+			 (int)p, t->name, owner);
+		json_body(res, 307,
+			  json_pack("{s:s,s:s,s:i,s:s}", "error", msg, "table", t->name,
+				    "partition", (int)p, "location", res->location));
+		return;
+	}
 	if (!tp || !tp->assigned) {
 		snprintf(msg, sizeof(msg),
 			 "key is in partition %d of %s, which this worker does not own; ask the "
@@ -413,8 +459,9 @@ route_table_key(struct ag__web *web, const struct ag_table *t, struct ag_bytes k
 }
 
 static void
-route_tables(struct ag__web *web, const char *rest, const char *query, struct ag__http_res *res)
+route_tables(struct ag__web *web, const struct ag__http_req *req, struct ag__http_res *res)
 {
+	const char *rest = req->path + 8, *query = req->query;
 	const char *slash = strchr(rest, '/');
 	char name[256], key[AG__TABLE_KEY_MAX + 1];
 	size_t nlen = slash ? (size_t)(slash - rest) : strlen(rest);
@@ -439,7 +486,7 @@ route_tables(struct ag__web *web, const char *rest, const char *query, struct ag
 		json_error(res, 400, "bad or too long key");
 		return;
 	}
-	route_table_key(web, t, (struct ag_bytes){key, (size_t)klen}, res);
+	route_table_key(web, req, t, (struct ag_bytes){key, (size_t)klen}, res);
 }
 
 /* ---- routing ---- */
@@ -460,7 +507,7 @@ route(const struct ag__http_req *req, struct ag__http_res *res, void *userdata)
 		res->type = "text/plain; version=0.0.4; charset=utf-8";
 		ag__web_metrics(web, &res->body);
 	} else if (strncmp(req->path, "/tables/", 8) == 0 && req->path[8]) {
-		route_tables(web, req->path + 8, req->query, res);
+		route_tables(web, req, res);
 	} else if (strcmp(req->path, "/") == 0) {
 		res->status = 200;
 		res->type = "text/html; charset=utf-8";
@@ -489,6 +536,79 @@ write_addr(struct ag__web *web)
 			strerror(errno));
 		web->addr_path[0] = '\0';
 	}
+}
+
+/* Starts reading <app_id>-__workers from the start, and says where this worker is. */
+static void
+peers_open(struct ag__web *web)
+{
+	struct ag__worker *w = web->w;
+	const struct ag_topic *t = w->app->workers_topic;
+	if (!t || !(web->peers = json_object()))
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, t->name, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+	rd_kafka_error_t *e = rd_kafka_incremental_assign(w->restorer, l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (e) {
+		ag__log(w->app, AG_LOG_WARN,
+			"web server: cannot read %s (%s); keys other workers own are answered 404 "
+			"instead of a redirect",
+			t->name, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+	ag__web_announce(w);
+}
+
+void
+ag__web_announce(struct ag__worker *w)
+{
+	struct ag__web *web = w->web;
+	if (!web || !w->app->workers_topic || w->closing)
+		return;
+	json_t *parts = json_array();
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		const struct ag_topic *t = w->app->topics[i];
+		for (int p = 0; t->parts && p < t->partitions; p++)
+			if (t->parts[p].assigned && !t->parts[p].revoking)
+				json_array_append_new(parts, json_pack("[s,i]", t->name, p));
+	}
+	json_t *doc = json_pack("{s:s,s:s,s:o}", "worker_id", w->worker_id, "web", web->url,
+				"partitions", parts);
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	json_decref(doc);
+	if (!text)
+		return;
+	struct ag_bytes key = {w->worker_id, strlen(w->worker_id)};
+	struct ag_bytes value = {text, strlen(text)};
+	int rc = ag__produce(w, w->app->workers_topic, 0, &key, &value);
+	if (rc == 0)
+		w->sent--; /* not an output of the app: the stats line's sent= counts those */
+	else
+		ag__log(w->app, AG_LOG_WARN, "web server: cannot announce this worker on %s: %s",
+			w->app->workers_topic->name, ag_strerror(rc));
+	free(text);
+}
+
+void
+ag__web_peer(struct ag__worker *w, const rd_kafka_message_t *m)
+{
+	struct ag__web *web = w->web;
+	char id[64];
+	if (!web || !web->peers || !m->key || m->key_len >= sizeof(id))
+		return;
+	memcpy(id, m->key, m->key_len);
+	id[m->key_len] = '\0';
+	if (strcmp(id, w->worker_id) == 0)
+		return;
+	json_t *doc = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+	if (!json_is_object(doc) || !json_is_string(json_object_get(doc, "web"))) {
+		json_decref(doc);
+		json_object_del(web->peers, id);
+		return;
+	}
+	json_object_set_new(doc, "offset", json_integer(m->offset));
+	json_object_set_new(web->peers, id, doc);
 }
 
 void
@@ -526,6 +646,7 @@ ag__web_open(struct ag__worker *w)
 		 host, bound);
 	write_addr(web);
 	w->web = web;
+	peers_open(web);
 	ag__log(app, AG_LOG_INFO, "web server: %s (/health, /info, /metrics, /tables, /)",
 		web->url);
 }
@@ -540,6 +661,7 @@ ag__web_close(struct ag__worker *w)
 	ag__http_close(web->http);
 	if (web->addr_path[0])
 		unlink(web->addr_path);
+	json_decref(web->peers);
 	free(web->table_keys);
 	free(web);
 }

@@ -16,6 +16,8 @@ struct ag__web {
 	/* table key counts are a walk over LMDB: taken at most every few seconds */
 	int64_t *table_keys; /* [app->ntables] */
 	uint64_t table_keys_ns;
+	/* other workers, from <app_id>-__workers: worker id -> {"web", "partitions", "offset"} */
+	json_t *peers;
 };
 
 /* The worker's state as /health names it: "starting", "recovering", ..., "running". */
