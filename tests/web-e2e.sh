@@ -8,7 +8,8 @@
 #   5. `faustc status`; a second worker asking for a taken port gets the next one
 #   6. /health through a table recovery (503 recovering), web.addr removed at exit
 #   7. two workers: a key of the other worker's partition is a 307 to its address
-#   8. withdrawals (a plain table, and a windowed one after group_by): tables by key equal
+#   8. the broker killed: /health 503 disconnected
+#   9. withdrawals (a plain table, and a windowed one after group_by): tables by key equal
 #      `faustc table --json` (every window with its bounds), events per agent and topic
 # Usage: web-e2e.sh BUILD_DIR
 set -uo pipefail
@@ -16,7 +17,8 @@ set -uo pipefail
 py=${PY:-/usr/bin/python3} # with python3-prometheus-client (meson passes PY)
 
 "$faustc" broker --addr-file "$tmp/broker.url" >"$tmp/broker.out" 2>"$tmp/broker.log" &
-pids+=($!)
+broker_pid=$!
+pids+=("$broker_pid")
 for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
 url=$(cat "$tmp/broker.url")
 bootstrap=${url#mock://}
@@ -309,7 +311,22 @@ check_eq "the answer is the key's count" \
 kill -TERM "$(cat "$tmp/wa/LOCK")" "$(cat "$tmp/wb/LOCK")"
 for _ in $(seq 100); do [ ! -e "$tmp/wa/web.addr" ] && [ ! -e "$tmp/wb/web.addr" ] && break; sleep 0.1; done
 
-# 8. withdrawals on its embedded broker
+# 8. the broker dies: /health says disconnected (503) with the broker check failing
+start_worker "$tmp/wc" --web-port 0
+health_states "$web" >/dev/null
+kill -KILL "$broker_pid"
+got=
+for _ in $(seq 150); do
+	got=$(curl -s "$web/health" | jq -rc '[.status, .checks.broker.ok] | @csv' 2>/dev/null)
+	[ "$got" = '"disconnected",false' ] && break
+	sleep 0.2
+done
+check_eq "/health with the broker gone: disconnected, broker check failing" "$got" '"disconnected",false'
+check_eq "... answered 503" "$(code "$web/health")" "503"
+kill -TERM "$worker_pid"
+wait "$worker_pid"
+
+# 9. withdrawals on its embedded broker
 "$faustc" -A withdrawals worker --datadir "$tmp/wd" --web-port 0 --commit-interval 0.3 \
 	2>"$tmp/wd.log" &
 wd_pid=$!
