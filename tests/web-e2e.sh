@@ -31,7 +31,7 @@ start_worker() { # datadir [extra args]; sets worker_pid and web (its URL)
 		2>>"$dir.log" &
 	worker_pid=$!
 	pids+=("$worker_pid")
-	for _ in $(seq 100); do [ -s "$dir/web.addr" ] && break; sleep 0.05; done
+	for _ in $(seq 600); do [ -s "$dir/web.addr" ] && break; sleep 0.05; done
 	web=$(cat "$dir/web.addr" 2>/dev/null)
 }
 
@@ -284,6 +284,13 @@ for _ in $(seq 300); do
 	sleep 0.1
 done
 check_eq "two workers split the 8 partitions" "$((na + nb))" "8"
+for _ in $(seq 50); do
+	wk=$(curl -s "$weba/info" | jq -c '[(.workers | length),
+		([.workers[].partitions[] | select(.[0] == "names") | .[1]] | sort)]')
+	[ "$wk" = '[2,[0,1,2,3,4,5,6,7]]' ] && break
+	sleep 0.1
+done
+check_eq "/info workers: both, their names partitions together 0..7" "$wk" '[2,[0,1,2,3,4,5,6,7]]'
 before=$(greetings_count)
 seq 1 40 | sed -E 's/^(.*)$/r\1:{"name": "r\1"}/' >"$tmp/r.txt"
 "$faustc" -A greeter send names --file "$tmp/r.txt" --key-delimiter : --broker "$url" \

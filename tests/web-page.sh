@@ -61,6 +61,10 @@ e2=$(row "$tmp/second.html")
 rate=$(grep -o 'greet: events/s (now [0-9]*, max [0-9]*' "$tmp/second.html" | grep -o 'max [0-9]*' | tr -dc 0-9)
 [ -n "$rate" ] && [ "$rate" -gt 0 ] && ok "the events/s chart saw a rate above 0 (max $rate)" ||
 	not_ok "the events/s chart saw a rate above 0" "$(grep -o 'greet: events/s[^<]*' "$tmp/second.html")"
+grep -qE '<tr><td>[0-9a-f]{16} \(this one\)</td><td>http://127.0.0.1:[0-9]+</td><td>[^<]*names\[0\]' "$tmp/second.html" &&
+	ok "partitions by worker: this worker with its partitions" ||
+	not_ok "partitions by worker: this worker with its partitions" \
+		"$(grep -o 'id="workers".\{0,300\}' "$tmp/second.html")"
 grep -q '<span id="status" class="status running">running</span>' "$tmp/second.html" &&
 	ok "the page shows the worker running" || not_ok "the page shows the worker running"
 [ "$(head -c 8 "$shot" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] &&

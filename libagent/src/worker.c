@@ -432,6 +432,12 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct ag__worker *w = opaque;
 	uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+	if (m->_private == AG__OPAQUE_UNTRACKED) {
+		if (m->err)
+			ag__log(w->app, AG_LOG_DEBUG, "%s: %s", rd_kafka_topic_name(m->rkt),
+				rd_kafka_err2str(m->err));
+		return;
+	}
 	if (m->err) {
 		/*
 		 * librdkafka retries for ever (message.timeout.ms=0), so this is a permanent
@@ -841,6 +847,7 @@ ag_app_stop(struct ag_app *app)
 	ag__agents_wake_all(w, AG__AGENT_WAIT_CLOCK);
 	ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
 	ag__timers_stop(w);
+	ag__web_announce(w); /* leaves the other workers' list */
 	ag__worker_kick(w);
 }
 

@@ -358,11 +358,20 @@ int64_t ag__wm_forward_time(const struct ag__agent_rt *rt, const struct ag_event
 /* The event's time in topic t's event-time clock (its windowed tables' time function). */
 int64_t ag__wm_event_time(const struct ag_topic *t, const struct ag_event *ev);
 
+/*
+ * The opaque of a message nothing waits for (web/web.c's announcements): its delivery is
+ * not tracked, so the commit cycle does not wait for it and its failure stops nothing.
+ */
+#define AG__OPAQUE_UNTRACKED ((void *)~(uintptr_t)0)
+
 /* web/web.c: the HTTP endpoints. Open after the clients; a failure is logged, never fatal. */
 void ag__web_open(struct ag__worker *w);
 /* Closes the server's handles (with the worker's other handles) and removes web.addr. */
 void ag__web_close(struct ag__worker *w);
-/* The partitions changed (after an assignment): tells the other workers through __workers. */
+/*
+ * The partitions changed (after an assignment): tells the other workers through __workers;
+ * once the worker stops, a tombstone takes it off their list.
+ */
 void ag__web_announce(struct ag__worker *w);
 /* A record of __workers (from the restore consumer): another worker's address and partitions. */
 void ag__web_peer(struct ag__worker *w, const rd_kafka_message_t *m);

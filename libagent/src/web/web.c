@@ -154,6 +154,8 @@ tpart_state(const struct ag__tpart *tp)
 	return "active";
 }
 
+static const char *peer_owner(struct ag__web *web, const char *topic, int32_t p);
+
 static void
 route_info(struct ag__web *web, struct ag__http_res *res)
 {
@@ -229,18 +231,56 @@ route_info(struct ag__web *web, struct ag__http_res *res)
 						"standby_partitions", standby,
 						"recovering_partitions", restoring));
 	}
+	/* Every worker of the app that announced itself on __workers, this one first. */
+	json_t *workers = json_array();
+	json_t *mine = json_array();
+	for (size_t i = 0; i < app->ntopics; i++) {
+		const struct ag_topic *t = app->topics[i];
+		for (int p = 0; t->parts && p < t->partitions; p++)
+			if (t->parts[p].assigned)
+				json_array_append_new(mine, json_pack("[s,i]", t->name, p));
+	}
+	json_array_append_new(workers, json_pack("{s:s,s:s,s:o}", "worker_id", w->worker_id, "web",
+						 web->url, "partitions", mine));
+	const char *pid;
+	json_t *peer;
+	json_object_foreach(web->peers, pid, peer)
+	{
+		/* Listed while it is the newest claim of one of its partitions (or claims none). */
+		json_t *claims = json_object_get(peer, "partitions");
+		int current = json_array_size(claims) == 0;
+		size_t k;
+		json_t *c;
+		json_array_foreach(claims, k, c)
+		{
+			const char *owner =
+				json_is_string(json_array_get(c, 0))
+					? peer_owner(
+						  web, json_string_value(json_array_get(c, 0)),
+						  (int32_t)json_integer_value(json_array_get(c, 1)))
+					: NULL;
+			current |=
+				owner && json_is_string(json_object_get(peer, "web")) &&
+				strcmp(owner, json_string_value(json_object_get(peer, "web"))) == 0;
+		}
+		if (!current)
+			continue;
+		json_array_append_new(workers, json_pack("{s:s,s:O?,s:O?}", "worker_id", pid, "web",
+							 json_object_get(peer, "web"), "partitions",
+							 json_object_get(peer, "partitions")));
+	}
 	static char recent[AG__LOG_RECENT][AG__LOG_RECENT_LEN];
 	size_t nrecent = ag__log_recent(recent, AG__LOG_RECENT);
 	json_t *errors = json_array();
 	for (size_t i = 0; i < nrecent; i++)
 		json_array_append_new(errors, json_string(recent[i]));
 	json_body(res, 200,
-		  json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o}", "app", app->id,
+		  json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "app", app->id,
 			    "version", FAUSTC_VERSION, "worker_id", w->worker_id, "pid",
 			    (int)getpid(), "web", web->url, "broker",
 			    w->broker.bootstrap ? w->broker.bootstrap : "", "state",
 			    ag__web_state(w), "agents", agents, "topics", topics, "tables", tables,
-			    "partitions", parts, "recent_errors", errors));
+			    "partitions", parts, "workers", workers, "recent_errors", errors));
 }
 
 /* ---- /tables ---- */
@@ -566,6 +606,16 @@ ag__web_announce(struct ag__worker *w)
 	struct ag__web *web = w->web;
 	if (!web || !w->app->workers_topic || w->closing)
 		return;
+	rd_kafka_topic_t *rkt = w->app->workers_topic->rkt;
+	if (!rkt)
+		return;
+	if (w->stopping) {
+		/* A tombstone takes this worker off the others' lists (not when it cannot go). */
+		if (!w->brokers_down)
+			rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, NULL, 0, w->worker_id,
+					 strlen(w->worker_id), AG__OPAQUE_UNTRACKED);
+		return;
+	}
 	json_t *parts = json_array();
 	for (size_t i = 0; i < w->app->ntopics; i++) {
 		const struct ag_topic *t = w->app->topics[i];
@@ -579,14 +629,14 @@ ag__web_announce(struct ag__worker *w)
 	json_decref(doc);
 	if (!text)
 		return;
-	struct ag_bytes key = {w->worker_id, strlen(w->worker_id)};
-	struct ag_bytes value = {text, strlen(text)};
-	int rc = ag__produce(w, w->app->workers_topic, 0, &key, &value);
-	if (rc == 0)
-		w->sent--; /* not an output of the app: the stats line's sent= counts those */
-	else
+	/*
+	 * Untracked: a lost announcement only costs redirects, so nothing (commits, the stop)
+	 * waits for it, and it is not one of the app's outputs.
+	 */
+	if (rd_kafka_produce(rkt, 0, RD_KAFKA_MSG_F_COPY, text, strlen(text), w->worker_id,
+			     strlen(w->worker_id), AG__OPAQUE_UNTRACKED) == -1)
 		ag__log(w->app, AG_LOG_WARN, "web server: cannot announce this worker on %s: %s",
-			w->app->workers_topic->name, ag_strerror(rc));
+			w->app->workers_topic->name, rd_kafka_err2str(rd_kafka_last_error()));
 	free(text);
 }
 
