@@ -8,7 +8,8 @@
 #   5. `faustc status`; a second worker asking for a taken port gets the next one
 #   6. /health through a table recovery (503 recovering), web.addr removed at exit
 #   7. two workers: a key of the other worker's partition is a 307 to its address
-#   8. the broker killed: /health 503 disconnected
+#   8. /health 503 stopping (the broker frozen while the worker stops), then 503
+#      disconnected (the broker killed)
 #   9. withdrawals (a plain table, and a windowed one after group_by): tables by key equal
 #      `faustc table --json` (every window with its bounds), events per agent and topic
 # Usage: web-e2e.sh BUILD_DIR
@@ -318,8 +319,28 @@ check_eq "the answer is the key's count" \
 kill -TERM "$(cat "$tmp/wa/LOCK")" "$(cat "$tmp/wb/LOCK")"
 for _ in $(seq 100); do [ ! -e "$tmp/wa/web.addr" ] && [ ! -e "$tmp/wb/web.addr" ] && break; sleep 0.1; done
 
-# 8. the broker dies: /health says disconnected (503) with the broker check failing
+# 8. stopping: with the broker frozen (SIGSTOP) the consumer's close waits (up to 15 s), and
+#    /health says 503 stopping meanwhile; then the broker dies: /health says disconnected
 start_worker "$tmp/wc" --web-port 0
+health_states "$web" >/dev/null
+kill -STOP "$broker_pid"
+kill -TERM "$worker_pid"
+got=
+for _ in $(seq 50); do
+	got=$(curl -s -m 2 -w ' %{http_code}' "$web/health" | tr -d '\n ' | grep -o '"status":"[a-z]*".*[0-9]\{3\}$' | sed -E 's/^"status":"([a-z]*)".*([0-9]{3})$/\1 \2/')
+	[ "$got" = "stopping 503" ] && break
+	sleep 0.1
+done
+check_eq "/health while stopping: 503 stopping" "$got" "stopping 503"
+kill -KILL "$broker_pid"
+wait "$worker_pid"
+check_eq "the worker still exits 0 (the close gave up on the frozen broker)" "$?" "0"
+"$faustc" broker --addr-file "$tmp/broker2.url" >/dev/null 2>&1 &
+broker_pid=$!
+pids+=("$broker_pid")
+for _ in $(seq 100); do [ -s "$tmp/broker2.url" ] && break; sleep 0.1; done
+url=$(cat "$tmp/broker2.url")
+start_worker "$tmp/wc2" --web-port 0
 health_states "$web" >/dev/null
 kill -KILL "$broker_pid"
 got=
