@@ -295,6 +295,7 @@ body_main(struct ag__agent_rt *rt)
 			    rt->nevs > 1 ? "the batch is skipped and the body restarted"
 					 : "the event is skipped and the body restarted");
 		ag__event_release(rt, 1);
+		a->restarts++;
 		idle_failures = rt->events == events ? idle_failures + 1 : 0;
 		if (idle_failures > 3) {
 			/* A body that fails without consuming would spin: give up on it. */
@@ -682,8 +683,11 @@ dead_letter(struct ag__agent_rt *rt, const struct ag_event *ev, int reason, cons
 	rd_kafka_header_add(h, "faustc-offset", -1, num, -1);
 	struct ag_bytes key = {m->key, m->key ? m->key_len : 0};
 	struct ag_bytes value = {m->payload, m->payload ? m->len : 0};
-	return ag__produce_wait(rt->w, rt->agent->dead_letter, m->partition, m->key ? &key : NULL,
-				m->payload ? &value : NULL, h, 0);
+	int rc = ag__produce_wait(rt->w, rt->agent->dead_letter, m->partition, m->key ? &key : NULL,
+				  m->payload ? &value : NULL, h, 0);
+	if (rc == 0)
+		rt->agent->dead_lettered++;
+	return rc;
 }
 
 /*
@@ -1055,12 +1059,39 @@ forward(struct ag__agent_rt *rt)
 	return 0;
 }
 
+/* The body is done with the events it was handed: their processing latency. */
+static void
+latency_done(struct ag__agent_rt *rt)
+{
+	if (!rt->handed_us)
+		return;
+	uint64_t now = ag__wall_us();
+	ag__hist_observe(&rt->agent->proc_hist, now > rt->handed_us ? now - rt->handed_us : 0);
+	rt->handed_us = 0;
+}
+
+/* The body gets rt->evs: their end-to-end latency (timestamp to hand-out). */
+static void
+latency_handed(struct ag__agent_rt *rt)
+{
+	uint64_t now = ag__wall_us();
+	rt->handed_us = now;
+	for (size_t i = 0; i < rt->nevs; i++) {
+		int64_t ts = rd_kafka_message_timestamp(rt->evs[i].msg, NULL);
+		if (ts > 0)
+			ag__hist_observe(&rt->agent->e2e_hist, now > (uint64_t)ts * 1000u
+								       ? now - (uint64_t)ts * 1000u
+								       : 0);
+	}
+}
+
 AG_EXPORT int
 ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 {
 	struct ag__agent_rt *rt = stream->rt;
 	if (running != rt)
 		return AG_ENOAGENT;
+	latency_done(rt);
 	ag__event_release(rt, 1);
 	int rc = pull_wait(rt);
 	if (rc < 0) {
@@ -1070,6 +1101,7 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 	rt->events++;
 	rt->cur = &rt->evs[0];
 	*ev = rt->cur;
+	latency_handed(rt);
 	return 0;
 }
 
@@ -1082,6 +1114,7 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 		return AG_ENOAGENT;
 	if (max == 0 || max > 65536 || isnan(within_s))
 		return -EINVAL;
+	latency_done(rt);
 	ag__event_release(rt, 1);
 	uint64_t within_ms = seconds_ms(within_s), first_ns = 0;
 	int rc;
@@ -1113,6 +1146,7 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 	rt->events += rt->nevs;
 	*events = rt->ptrs;
 	*n = rt->nevs;
+	latency_handed(rt);
 	return 0;
 }
 

@@ -50,6 +50,8 @@ ag_app_new(struct ag_app **out)
 	app->max_message_bytes = 1u << 20;
 	app->standby_replicas = 1;
 	app->idle_timeout = 5.0;
+	app->web_port = 6066;
+	app->web = 1;
 	app->loglevel = AG_LOG_INFO;
 	*out = app;
 	return 0;
@@ -103,6 +105,7 @@ ag_app_free(struct ag_app *app)
 	free(app->id);
 	free(app->broker);
 	free(app->datadir);
+	free(app->web_bind);
 	free(app);
 }
 
@@ -175,6 +178,23 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		if (strcmp(value, "drop") != 0 && strcmp(value, "topic") != 0)
 			return -EINVAL;
 		app->late_to_topic = strcmp(value, "topic") == 0;
+		return 0;
+	}
+	if (strcmp(name, "web_bind") == 0)
+		return *value ? set_string(&app->web_bind, value) : -EINVAL;
+	if (strcmp(name, "web_port") == 0) {
+		char *end;
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 0 || v > 65535)
+			return -EINVAL;
+		app->web_port = (int)v;
+		return 0;
+	}
+	if (strcmp(name, "web") == 0) {
+		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+			return -EINVAL;
+		app->web = value[0] - '0';
 		return 0;
 	}
 	if (strcmp(name, "max_message_bytes") == 0) {
@@ -973,6 +993,10 @@ ag__app_finalize(struct ag_app *app)
 	if (app->nagents) {
 		/* Every worker reads one partition of it, for the answers to its asks. */
 		int rc = internal_topic(app, "__reply", "", 8, &app->reply_topic);
+		if (rc < 0)
+			return rc == -EEXIST ? AG_ECONFIG : rc;
+		/* Workers tell each other their web addresses and partitions (table redirects). */
+		rc = internal_topic(app, "__workers", "", 1, &app->workers_topic);
 		if (rc < 0)
 			return rc == -EEXIST ? AG_ECONFIG : rc;
 	}

@@ -688,11 +688,13 @@ create_kafka(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 			rc = AG_ECONFIG;
 			goto out;
 		}
-		/* Changelogs keep the last value per key, as Faust's do. */
+		/* Changelogs keep the last value per key, as Faust's do; so does __workers. */
 		for (size_t j = 0; j < app->ntables; j++) {
 			if (app->tables[j]->changelog == t)
 				rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
 		}
+		if (t == app->workers_topic)
+			rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
 		n++;
 	}
 	if (n == 0)

@@ -10,6 +10,7 @@
 
 #include "cli_tables.h"
 #include "codec.h"
+#include "web/web.h"
 #include "worker.h"
 
 static const char usage_main[] =
@@ -25,6 +26,7 @@ static const char usage_main[] =
 	"  tables    list the app's tables: partitions, key counts, changelog positions\n"
 	"  table     dump a table from the data dir: table NAME [--key K] [--json]\n"
 	"  reset     delete the local table state: reset --yes\n"
+	"  status    one-screen summary of a running worker: status [--web URL]\n"
 	"  broker    run an embedded Kafka broker for several workers\n"
 	"  new       write a new app project: faustc new NAME [DIR] (no -A)\n"
 	"\n"
@@ -43,6 +45,10 @@ static const char usage_main[] =
 	"                            windows open (default 5)\n"
 	"      --late-events drop|topic  late window events: dropped and counted (default),\n"
 	"                            or sent to <app_id>-<table>-late\n"
+	"      --web-bind ADDR       address of the worker's web server (default 127.0.0.1)\n"
+	"      --web-port PORT       its port (default 6066; taken: the next free one; 0: any\n"
+	"                            free port); the URL is written to DATADIR/web.addr\n"
+	"      --no-web              no web server (/health, /info, /metrics, /tables, /)\n"
 	"  -h, --help                this help; `faustc COMMAND --help` for a command\n"
 	"      --version             print the version\n";
 
@@ -50,7 +56,14 @@ static const char *const usage_cmd[][2] = {
 	{"worker", "usage: faustc -A APP worker [-l LEVEL] [--broker URL] [--datadir DIR]\n"
 		   "                 [--kafka-config K=V]... [--commit-interval S]\n"
 		   "                 [--idle-timeout S] [--late-events drop|topic]\n"
-		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"},
+		   "                 [--web-bind ADDR] [--web-port PORT] [--no-web]\n"
+		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"
+		   "Serves /health, /info, /metrics, /tables/NAME[/KEY] and a live page on\n"
+		   "http://127.0.0.1:6066 (see --web-port; the URL is in DATADIR/web.addr).\n"},
+	{"status", "usage: faustc -A APP status [--web URL] [--datadir DIR]\n"
+		   "Prints a one-screen summary of a running worker (health, agents with rates,\n"
+		   "lag and latency, partitions, tables), asked over HTTP at URL (default: the\n"
+		   "one in DATADIR/web.addr).\n"},
 	{"send",
 	 "usage: faustc -A APP send TOPIC|@AGENT [--key K] [VALUE | --file FILE]\n"
 	 "                 [--key-delimiter D] [--broker URL] [--datadir DIR] [--timeout S]\n"
@@ -93,6 +106,10 @@ enum {
 	OPT_VERSION,
 	OPT_JSON,
 	OPT_YES,
+	OPT_WEB_BIND,
+	OPT_WEB_PORT,
+	OPT_NO_WEB,
+	OPT_WEB,
 };
 
 static const struct option options[] = {
@@ -113,6 +130,10 @@ static const struct option options[] = {
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"json", no_argument, NULL, OPT_JSON},
 	{"yes", no_argument, NULL, OPT_YES},
+	{"web-bind", required_argument, NULL, OPT_WEB_BIND},
+	{"web-port", required_argument, NULL, OPT_WEB_PORT},
+	{"no-web", no_argument, NULL, OPT_NO_WEB},
+	{"web", required_argument, NULL, OPT_WEB},
 	{NULL, 0, NULL, 0},
 };
 
@@ -232,7 +253,7 @@ show_model(const struct ag_app *app, const char *name)
 AG_EXPORT int
 ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 {
-	const char *cmd = NULL, *addr_file = NULL;
+	const char *cmd = NULL, *addr_file = NULL, *web_url = NULL;
 	struct ag__send_args send = {.timeout = 10.0};
 	int help = 0, status = 2, rc, json = 0, yes = 0;
 	struct ag_app *app = NULL;
@@ -292,6 +313,21 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		case OPT_LATE:
 			opts[nopts].name = "late_events";
 			opts[nopts++].value = optarg;
+			break;
+		case OPT_WEB_BIND:
+			opts[nopts].name = "web_bind";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_WEB_PORT:
+			opts[nopts].name = "web_port";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_NO_WEB:
+			opts[nopts].name = "web";
+			opts[nopts++].value = "0";
+			break;
+		case OPT_WEB:
+			web_url = optarg;
 			break;
 		case OPT_KAFKA:
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
@@ -362,7 +398,7 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 	if (!cmd_usage(cmd)) {
 		status = bad_usage(NULL,
 				   "unknown command '%s' (commands: worker, send, agents, "
-				   "topics, models, model, tables, table, reset, broker)",
+				   "topics, models, model, tables, table, reset, broker, status)",
 				   cmd);
 		goto out;
 	}
@@ -442,6 +478,10 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			goto out;
 		}
 		status = ag__cmd_table(app, positional[0], send.key, json);
+	} else if (strcmp(cmd, "status") == 0) {
+		status = npositional
+				 ? bad_usage("status", "unexpected argument '%s'", positional[0])
+				 : ag__cmd_status(app, web_url);
 	} else if (strcmp(cmd, "reset") == 0) {
 		status = npositional ? bad_usage("reset", "unexpected argument '%s'", positional[0])
 				     : ag__cmd_reset(app, yes);

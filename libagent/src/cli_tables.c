@@ -169,9 +169,8 @@ payload_json(struct ag_bytes payload)
 	return out;
 }
 
-/* A key as JSON text (a string; bytes that are not UTF-8 as \u00XX). Caller frees. */
-static char *
-key_json(struct ag_bytes key)
+char *
+ag__table_key_json(struct ag_bytes key)
 {
 	struct ag__val v = {.type = AG__VAL_BYTES, .bytes = key};
 	size_t cap = key.len * 6 + 3;
@@ -193,7 +192,7 @@ print_key(struct ag_bytes key)
 		printf("%-24.*s", (int)key.len, (const char *)key.ptr);
 		return;
 	}
-	char *k = key_json(key);
+	char *k = ag__table_key_json(key);
 	printf("%-24s", k ? k : "?");
 	free(k);
 }
@@ -201,10 +200,38 @@ print_key(struct ag_bytes key)
 struct dump {
 	const struct ag_table *t;
 	const char *key; /* --key, or NULL */
+	size_t keylen;
 	int json;
 	json_t *rows;
 	uint64_t n, bad;
 };
+
+json_t *
+ag__table_row(const struct ag_table *t, int32_t part, struct ag_bytes skey, struct ag_bytes val)
+{
+	struct ag_bytes key = skey;
+	int64_t start = 0;
+	struct ag__tval tv;
+	char *value = NULL;
+	if ((t->win.on && ag__window_key_split(skey, &start, &key) < 0) ||
+	    ag__tval_parse(val, &tv) < 0 || tv.meta || !(value = payload_json(tv.payload)))
+		return NULL;
+	json_t *row = json_object();
+	char *k = ag__table_key_json(key);
+	json_object_set_new(row, "partition", json_integer(part));
+	json_object_set_new(row, "key", k ? json_loads(k, JSON_DECODE_ANY, NULL) : json_null());
+	if (t->win.on)
+		json_object_set_new(row, "window",
+				    json_pack("{s:I,s:I}", "start", (json_int_t)start, "end",
+					      (json_int_t)(start + t->win.size)));
+	json_object_set_new(row, "value", json_loads(value, JSON_DECODE_ANY, NULL));
+	json_object_set_new(row, "offset", tv.offset >= 0 ? json_integer(tv.offset) : json_null());
+	if (tv.mtime >= 0)
+		json_object_set_new(row, "written_ms", json_integer(tv.mtime));
+	free(k);
+	free(value);
+	return row;
+}
 
 static int
 dump_one(int32_t part, struct ag_bytes skey, struct ag_bytes val, void *userdata)
@@ -214,7 +241,7 @@ dump_one(int32_t part, struct ag_bytes skey, struct ag_bytes val, void *userdata
 	int64_t start = 0;
 	if (d->t->win.on && ag__window_key_split(skey, &start, &key) < 0)
 		return 0; /* the window state */
-	if (d->key && (strlen(d->key) != key.len || memcmp(d->key, key.ptr, key.len) != 0))
+	if (d->key && (d->keylen != key.len || memcmp(d->key, key.ptr, key.len) != 0))
 		return 0;
 	struct ag__tval tv;
 	char *value = NULL;
@@ -224,22 +251,9 @@ dump_one(int32_t part, struct ag_bytes skey, struct ag_bytes val, void *userdata
 	}
 	d->n++;
 	if (d->json) {
-		json_t *row = json_object();
-		char *k = key_json(key);
-		json_object_set_new(row, "partition", json_integer(part));
-		json_object_set_new(row, "key",
-				    k ? json_loads(k, JSON_DECODE_ANY, NULL) : json_null());
-		if (d->t->win.on)
-			json_object_set_new(row, "window",
-					    json_pack("{s:I,s:I}", "start", (json_int_t)start,
-						      "end", (json_int_t)(start + d->t->win.size)));
-		json_object_set_new(row, "value", json_loads(value, JSON_DECODE_ANY, NULL));
-		json_object_set_new(row, "offset",
-				    tv.offset >= 0 ? json_integer(tv.offset) : json_null());
-		if (tv.mtime >= 0)
-			json_object_set_new(row, "written_ms", json_integer(tv.mtime));
-		json_array_append_new(d->rows, row);
-		free(k);
+		json_t *row = ag__table_row(d->t, part, skey, val);
+		if (row)
+			json_array_append_new(d->rows, row);
 	} else {
 		printf("%9d ", (int)part);
 		print_key(key);
@@ -270,7 +284,11 @@ ag__cmd_table(const struct ag_app *app, const char *name, const char *key, int j
 	struct ag__store *s = open_tables(app, 0);
 	if (!s)
 		return 1;
-	struct dump d = {.t = t, .key = key, .json = json, .rows = json ? json_array() : NULL};
+	struct dump d = {.t = t,
+			 .key = key,
+			 .keylen = key ? strlen(key) : 0,
+			 .json = json,
+			 .rows = json ? json_array() : NULL};
 	if (!json)
 		printf("%9s %-24s%s %12s %s\n", "PARTITION", "KEY",
 		       t->win.on ? "    WINDOW-START      WINDOW-END" : "", "OFFSET", "VALUE");

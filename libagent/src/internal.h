@@ -14,6 +14,8 @@
 
 #include <agent/agent.h>
 
+#include "web/metrics.h"
+
 #define AG_EXPORT __attribute__((visibility("default")))
 
 #define AG__ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -61,6 +63,7 @@ struct ag_topic {
 	ag_window_time_fn wm_fn; /* those tables' time function; NULL: the Kafka timestamp */
 	void *wm_userdata;
 	uint32_t wm_sources; /* a boundary topic: its forwarder's source partitions; 0: plain */
+	uint64_t produced; /* messages this worker produced to it (/metrics) */
 };
 
 enum ag__sink_kind {
@@ -130,6 +133,12 @@ struct ag_agent {
 	size_t nsegs;
 	int concurrency; /* body coroutines (default 1) */
 	uint64_t failures; /* events an operator or the body failed on */
+	/* /metrics */
+	uint64_t sent; /* messages its coroutines produced */
+	uint64_t restarts; /* the body was restarted after a failure */
+	uint64_t dead_lettered;
+	struct ag__hist proc_hist; /* event handed out to the next one asked for */
+	struct ag__hist e2e_hist; /* the event's timestamp to its hand-out */
 	uint64_t fail_window_ns; /* start of the current log rate window */
 	uint32_t fail_window_logged;
 };
@@ -184,6 +193,9 @@ struct ag_app {
 	int standby_replicas; /* 0 or 1: keep warm copies of partitions other workers own */
 	double idle_timeout; /* seconds before a quiet source stops holding windows open */
 	int late_to_topic; /* late_events=topic: late events go to <app_id>-<table>-late */
+	int web; /* serve the web endpoints (default 1; --no-web) */
+	char *web_bind; /* NULL = 127.0.0.1 */
+	int web_port; /* default 6066; 0 = a free port */
 	const struct ag_record_type **models;
 	size_t nmodels;
 	struct ag_codec_ops *codecs; /* id AG_CODEC_CUSTOM + i */
@@ -199,6 +211,7 @@ struct ag_app {
 	size_t ntimers;
 	struct ag_topic *leader_topic; /* <id>-__leader, with AG_TIMER_LEADER timers */
 	struct ag_topic *reply_topic; /* <id>-__reply: answers to ag_agent_ask */
+	struct ag_topic *workers_topic; /* <id>-__workers: workers' web addresses (web/web.c) */
 	int finalized;
 	struct ag__worker *worker; /* run time, NULL outside `worker` */
 };
@@ -238,6 +251,14 @@ const char *ag__app_datadir(const struct ag_app *app);
 /* Logging: "2026-11-22T02:50:01.123Z INFO  greeter: message" to stderr. */
 void ag__vlog(const struct ag_app *app, enum ag_log_level level, const char *fmt, va_list ap);
 #define ag__log ag_log
+
+/*
+ * The last (up to AG__LOG_RECENT) warning and error lines, oldest first, copied into out.
+ * Returns how many. Thread-safe.
+ */
+#define AG__LOG_RECENT 20
+#define AG__LOG_RECENT_LEN 512
+size_t ag__log_recent(char (*out)[AG__LOG_RECENT_LEN], size_t max);
 
 /* Parses "debug", "info", "warn", "error". Returns 0, -EINVAL. */
 int ag__log_level_parse(const char *name, enum ag_log_level *out);

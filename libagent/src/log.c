@@ -1,5 +1,6 @@
 /* The logger: one line per message on stderr, with a UTC timestamp and the level. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,11 @@ ag__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The last warnings and errors, for the web page (web/web.c). */
+static char recent[AG__LOG_RECENT][AG__LOG_RECENT_LEN];
+static size_t recent_next;
+static pthread_mutex_t recent_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void
 ag__vlog(const struct ag_app *app, enum ag_log_level level, const char *fmt, va_list ap)
 {
@@ -54,6 +60,28 @@ ag__vlog(const struct ag_app *app, enum ag_log_level level, const char *fmt, va_
 		return;
 	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	fprintf(stderr, "%s\n", line);
+	if (level >= AG_LOG_WARN) {
+		/* librdkafka may log from its own threads: the ring has a lock (rarely taken). */
+		pthread_mutex_lock(&recent_lock);
+		char *slot = recent[recent_next % AG__LOG_RECENT];
+		size_t len = strnlen(line, AG__LOG_RECENT_LEN - 1);
+		memcpy(slot, line, len);
+		slot[len] = '\0';
+		recent_next++;
+		pthread_mutex_unlock(&recent_lock);
+	}
+}
+
+size_t
+ag__log_recent(char (*out)[AG__LOG_RECENT_LEN], size_t max)
+{
+	pthread_mutex_lock(&recent_lock);
+	size_t n = recent_next < AG__LOG_RECENT ? recent_next : AG__LOG_RECENT;
+	n = n < max ? n : max;
+	for (size_t i = 0; i < n; i++)
+		memcpy(out[i], recent[(recent_next - n + i) % AG__LOG_RECENT], sizeof(out[i]));
+	pthread_mutex_unlock(&recent_lock);
+	return n;
 }
 
 AG_EXPORT void

@@ -29,8 +29,8 @@
 #include "table_rt.h"
 
 #define AG__CACHE_EVICT_AT 65536
-/* A restore logs its progress every this many records (and at least every 10 %). */
-#define AG__RESTORE_LOG_EVERY 100000
+/* A restore logs its progress (percent done, time left) every this many seconds. */
+#define AG__RESTORE_LOG_SECONDS 3
 /* Changelog records restored per LMDB transaction. */
 #define AG__RESTORE_BATCH 8192
 
@@ -1258,6 +1258,8 @@ restore_part(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp)
 	pt->restored = 0;
 	pt->restore_logged = 0;
 	pt->restore_start_ns = ag__now_ns();
+	pt->restore_log_ns = pt->restore_start_ns;
+	pt->restore_pos = from;
 	tp->recovering++;
 	ag__log(w->app, AG_LOG_INFO, "restoring %s[%d] from the changelog: %lld records", t->name,
 		(int)p, (long long)(hi - from));
@@ -1344,21 +1346,27 @@ restore_done(struct ag__worker *w, struct ag_table *t, int32_t p)
 	tpart_recovered(w, tp);
 }
 
-/* Logs a large restore's progress: every AG__RESTORE_LOG_EVERY records or 10 %. */
+/*
+ * Logs a restore's progress every AG__RESTORE_LOG_SECONDS: percent done and an estimate of
+ * the time left at the rate so far.
+ */
 static void
 restore_progress(struct ag__worker *w, struct ag_table *t, struct ag__part *pt,
 		 const rd_kafka_message_t *m)
 {
 	int64_t total = pt->restore_end - pt->restore_from;
-	uint64_t every = (uint64_t)(total / 10) > AG__RESTORE_LOG_EVERY ? (uint64_t)(total / 10)
-									: AG__RESTORE_LOG_EVERY;
-	if (pt->restored - pt->restore_logged < every)
+	pt->restore_pos = m->offset + 1;
+	uint64_t now = ag__now_ns();
+	if (now - pt->restore_log_ns < AG__RESTORE_LOG_SECONDS * 1000000000ull)
 		return;
+	pt->restore_log_ns = now;
 	pt->restore_logged = pt->restored;
-	double done = total > 0 ? 100.0 * (double)(m->offset + 1 - pt->restore_from) / (double)total
-				: 100.0;
-	ag__log(w->app, AG_LOG_INFO, "restoring %s[%d]: %llu records, %.0f %%", t->name,
-		(int)m->partition, (unsigned long long)pt->restored, done);
+	double frac = total > 0 ? (double)(m->offset + 1 - pt->restore_from) / (double)total : 1.0;
+	double elapsed = (double)(now - pt->restore_start_ns) / 1e9;
+	double left = frac > 0 ? elapsed * (1.0 - frac) / frac : 0.0;
+	ag__log(w->app, AG_LOG_INFO,
+		"restoring %s[%d]: %llu records, %.0f %% done, about %.0f s left", t->name,
+		(int)m->partition, (unsigned long long)pt->restored, 100.0 * frac, left);
 }
 
 static struct ag_table *
@@ -1389,6 +1397,11 @@ ag__tables_restore_poll(struct ag__worker *w)
 		if (m->rkt && w->app->reply_topic &&
 		    strcmp(rd_kafka_topic_name(m->rkt), w->app->reply_topic->name) == 0) {
 			ag__agents_reply(w, m);
+			continue;
+		}
+		if (m->rkt && w->app->workers_topic &&
+		    strcmp(rd_kafka_topic_name(m->rkt), w->app->workers_topic->name) == 0) {
+			ag__web_peer(w, m);
 			continue;
 		}
 		struct ag_table *t =

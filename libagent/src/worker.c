@@ -69,6 +69,7 @@ topic_parts_init(struct ag_topic *t)
 		tp->topic = t;
 		tp->partition = p;
 		tp->committed = -1;
+		tp->last_offset = -1;
 		tp->rings = calloc(readers, sizeof(*tp->rings));
 		tp->acks = calloc(readers, sizeof(*tp->acks));
 		if (!tp->rings || !tp->acks)
@@ -267,6 +268,9 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 		return;
 	}
 	tp->at_eof = 0;
+	tp->received++;
+	tp->last_offset = m->offset;
+	w->brokers_down = 0;
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
 	uint32_t most = ag__tpart_most(tp);
@@ -363,6 +367,7 @@ close_handles(struct ag__worker *w)
 	ag__agents_close(w);
 	ag__flow_close(w);
 	ag__wm_close(w);
+	ag__web_close(w);
 }
 
 static void
@@ -439,6 +444,12 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
 	struct ag__worker *w = opaque;
 	uint64_t seq = (uint64_t)(uintptr_t)m->_private;
+	if (m->_private == AG__OPAQUE_UNTRACKED) {
+		if (m->err)
+			ag__log(w->app, AG_LOG_DEBUG, "%s: %s", rd_kafka_topic_name(m->rkt),
+				rd_kafka_err2str(m->err));
+		return;
+	}
 	if (m->err) {
 		/*
 		 * librdkafka retries for ever (message.timeout.ms=0), so this is a permanent
@@ -456,6 +467,7 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		ag_app_stop(w->app);
 	} else {
 		ag__tables_delivered(w, m);
+		w->brokers_down = 0;
 	}
 	ag__flow_delivered(m);
 	ag__acks_ack(&w->delivered, (int64_t)seq);
@@ -530,6 +542,10 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 	ag__flow_produced(topic, partition, (key ? key->len : 0) + (value ? value->len : 0));
 	w->next_seq++;
 	w->sent++;
+	topic->produced++;
+	struct ag__agent_rt *cur = ag__agent_current();
+	if (cur && cur->agent)
+		cur->agent->sent++;
 	return 0;
 }
 
@@ -568,6 +584,7 @@ cycle_start(struct ag__worker *w)
 		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
 	w->cycle->offsets = offs;
 	w->cycle_active = 1;
+	w->cycle_start_ns = ag__now_ns();
 	w->cycle_seq = w->next_seq;
 	cycle_check(w);
 }
@@ -632,6 +649,7 @@ cycle_check(struct ag__worker *w)
 	}
 	rd_kafka_topic_partition_list_destroy(offs);
 	w->cycle_active = 0;
+	ag__hist_observe(&w->commit_hist, (ag__now_ns() - w->cycle_start_ns) / 1000u);
 	if (w->cycle_again) {
 		w->cycle_again = 0;
 		cycle_start(w);
@@ -702,6 +720,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	struct ag__worker *w = opaque;
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		log_parts(w, "partitions assigned", parts);
+		w->assignments++;
+		w->rebalancing = 0;
 		for (int i = 0; i < parts->cnt; i++) {
 			struct ag__tpart *tp =
 				find_tpart(w, parts->elems[i].topic, parts->elems[i].partition);
@@ -718,6 +738,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		}
 		rd_kafka_assign(rk, parts);
 		ag__tables_standby(w);
+		ag__web_announce(w);
 		if (holds_leader(w, parts))
 			ag__timers_set_leader(w, 1);
 		return;
@@ -726,6 +747,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		ag__log(w->app, AG_LOG_ERROR, "rebalance failed: %s", rd_kafka_err2str(err));
 	else
 		log_parts(w, "partitions revoked", parts);
+	w->rebalances++;
+	w->rebalancing = !w->stopping;
 	if (holds_leader(w, parts) || err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
 		ag__timers_set_leader(w, 0);
 	for (int i = 0; i < parts->cnt; i++) {
@@ -750,6 +773,8 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct ag__worker *w = opaque;
 	int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+		w->brokers_down = 1;
 	ag__log(w->app, fatal ? AG_LOG_ERROR : AG_LOG_WARN, "kafka (%s): %s", rd_kafka_name(rk),
 		reason);
 	if (fatal) {
@@ -834,6 +859,7 @@ ag_app_stop(struct ag_app *app)
 	ag__agents_wake_all(w, AG__AGENT_WAIT_CLOCK);
 	ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
 	ag__timers_stop(w);
+	ag__web_announce(w); /* leaves the other workers' list */
 	ag__worker_kick(w);
 }
 
@@ -1133,6 +1159,7 @@ ag__worker_run(struct ag_app *app)
 			"worker started (faustc %s): %zu agents, %zu tables, %zu timers, data dir "
 			"%s",
 			ag_version(), app->nagents, app->ntables, app->ntimers, datadir);
+		ag__web_open(w);
 		if (ag__stop_signal) {
 			ag__log(app, AG_LOG_INFO, "%s during start-up: stopping",
 				strsignal(ag__stop_signal));

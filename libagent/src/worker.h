@@ -68,6 +68,8 @@ struct ag__tpart {
 	/* a windowed table's source: its first reader's event-time progress (watermark.c) */
 	struct ag__wm *wm;
 	int at_eof; /* the consumer reached the end: nothing fetched since its EOF event */
+	uint64_t received; /* messages fetched (/metrics) */
+	int64_t last_offset; /* of the last message fetched, -1 none */
 };
 
 enum ag__agent_state {
@@ -131,6 +133,7 @@ struct ag__agent_rt {
 	struct ag_arena *arena; /* the events' decoded strings and lists */
 	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
+	uint64_t handed_us; /* wall clock when the body got its events (latency), 0: none */
 	uv_timer_t clock; /* wakes it from ag_sleep, an ask or a take's `within` */
 	int clock_open, clock_fired;
 	struct ag__ask *ask; /* the ask it waits for */
@@ -227,6 +230,13 @@ struct ag__worker {
 	uint64_t pauses, resumes; /* back-pressure pauses and resumes of partitions */
 	uint32_t buffer_peak; /* most events ever buffered for one reader of a partition */
 	uint64_t first_event_ns, last_delivery_ns;
+	/* /metrics and /health (web/) */
+	uint64_t rebalances, assignments;
+	int rebalancing; /* partitions revoked, no assignment since */
+	int brokers_down; /* librdkafka said all brokers are down; cleared by traffic */
+	uint64_t cycle_start_ns;
+	struct ag__hist commit_hist;
+	struct ag__web *web;
 };
 
 /* Runs the worker until stopped. Returns the process exit status. */
@@ -349,6 +359,24 @@ void ag__wm_apply(struct ag__agent_rt *rt, struct ag__tpart *tp);
 int64_t ag__wm_forward_time(const struct ag__agent_rt *rt, const struct ag_event *ev);
 /* The event's time in topic t's event-time clock (its windowed tables' time function). */
 int64_t ag__wm_event_time(const struct ag_topic *t, const struct ag_event *ev);
+
+/*
+ * The opaque of a message nothing waits for (web/web.c's announcements): its delivery is
+ * not tracked, so the commit cycle does not wait for it and its failure stops nothing.
+ */
+#define AG__OPAQUE_UNTRACKED ((void *)~(uintptr_t)0)
+
+/* web/web.c: the HTTP endpoints. Open after the clients; a failure is logged, never fatal. */
+void ag__web_open(struct ag__worker *w);
+/* Closes the server's handles (with the worker's other handles) and removes web.addr. */
+void ag__web_close(struct ag__worker *w);
+/*
+ * The partitions changed (after an assignment): tells the other workers through __workers;
+ * once the worker stops, a tombstone takes it off their list.
+ */
+void ag__web_announce(struct ag__worker *w);
+/* A record of __workers (from the restore consumer): another worker's address and partitions. */
+void ag__web_peer(struct ag__worker *w, const rd_kafka_message_t *m);
 
 /* window.c: logs a windowed table's late events at exit (warn) when there were any. */
 void ag__window_report(const struct ag_table *t);

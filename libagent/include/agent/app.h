@@ -80,6 +80,11 @@ const char *ag_app_id(const struct ag_app *app);
  *   "late_events"     "drop" (default): events older than their window's end + grace are
  *                     counted, logged and dropped; "topic": also sent unchanged, with
  *                     faustc-late-* headers, to <app_id>-<table>-late (docs/tables.md)
+ *   "web"             "1" (default): serve /health, /info, /metrics, /tables and the live
+ *                     page over HTTP on the worker's loop; "0": no web server (docs/cli.md)
+ *   "web_bind"        address the web server listens on (default 127.0.0.1)
+ *   "web_port"        its port (default 6066; taken: the next free one, with a warning;
+ *                     0: any free port); the URL is written to DATADIR/web.addr
  *   "kafka.NAME"      librdkafka property NAME passed to every client
  * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
  */
