@@ -307,7 +307,7 @@ ag__web_metrics(struct ag__web *web, struct ag__sbuf *o)
 	family(o, "info", "gauge", "The worker: app id, version and worker id (always 1).");
 	ag__sbuf_printf(o, "faustc_info{app=\"");
 	label(o, app->id);
-	ag__sbuf_printf(o, "\",version=\"%s\",worker_id=\"%s\"} 1\n", FAUSTC_VERSION, w->worker_id);
+	ag__sbuf_printf(o, "\",version=\"%s\",worker_id=\"%s\"} 1\n", ag_version(), w->worker_id);
 	static const char *const states[] = {"starting",     "recovering", "rebalancing",
 					     "disconnected", "running",    "stopping"};
 	const char *state = ag__web_state(w);

@@ -276,7 +276,7 @@ route_info(struct ag__web *web, struct ag__http_res *res)
 		json_array_append_new(errors, json_string(recent[i]));
 	json_body(res, 200,
 		  json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "app", app->id,
-			    "version", FAUSTC_VERSION, "worker_id", w->worker_id, "pid",
+			    "version", ag_version(), "worker_id", w->worker_id, "pid",
 			    (int)getpid(), "web", web->url, "broker",
 			    w->broker.bootstrap ? w->broker.bootstrap : "", "state",
 			    ag__web_state(w), "agents", agents, "topics", topics, "tables", tables,
