@@ -163,6 +163,7 @@ start() {
 			log.cleaner.dedupe.buffer.size=8388608
 			log.retention.check.interval.ms=10000
 			delete.topic.enable=true
+			message.max.bytes=16777216
 		EOF
 		"${java_cmd[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$id" \
 			-c "$dir/broker-$i.properties" >"$dir/format-$i.log" 2>&1 ||

@@ -946,7 +946,7 @@ main(void)
 	url = wait_line(url_file, 20000);
 	ok(url != NULL, "faustc broker serves at %s", url ? url : "(nothing)");
 	if (url) {
-		bootstrap = url + strlen("mock://");
+		bootstrap = h_bootstrap(url);
 		test_operators();
 		test_flow();
 	}

@@ -712,7 +712,7 @@ main(void)
 					   dir,      "-l",          "warn",   NULL};
 	pid_t broker = spawn("broker", setup_broker, broker_args);
 	char *u = wait_line(url_file, 20000);
-	ok(u && strncmp(u, "mock://", 7) == 0, "faustc broker serves at %s", u ? u : "(nothing)");
+	ok(h_url_ok(u), "faustc broker serves at %s", u ? u : "(nothing)");
 	if (!u) {
 		kill(broker, SIGKILL);
 		waitpid(broker, NULL, 0);
@@ -720,7 +720,7 @@ main(void)
 	}
 	snprintf(url, sizeof(url), "%s", u);
 	free(u);
-	bootstrap = url + strlen("mock://");
+	bootstrap = h_bootstrap(url);
 	test_copartition();
 	uint64_t t0 = now_ms();
 	test_windows();

@@ -161,6 +161,15 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		app->standby_replicas = value[0] - '0';
 		return 0;
 	}
+	if (strcmp(name, "topic_replication_factor") == 0) {
+		char *end;
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 0 || v > 32)
+			return -EINVAL;
+		app->replication_factor = (int)v;
+		return 0;
+	}
 	if (strcmp(name, "max_message_bytes") == 0) {
 		char *end;
 		errno = 0;

@@ -75,6 +75,8 @@ const char *ag_app_id(const struct ag_app *app);
  *   "standby_replicas" 1 (default): each worker follows the changelogs of some table
  *                     partitions other workers own, so a failover replays only the tail;
  *                     0: none (docs/tables.md)
+ *   "topic_replication_factor" replicas of the topics created on a Kafka cluster, 1..32;
+ *                     0 (default): min(3, brokers in the cluster)
  *   "kafka.NAME"      librdkafka property NAME passed to every client
  * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
  */
