@@ -164,6 +164,7 @@ start() {
 			log.retention.check.interval.ms=10000
 			delete.topic.enable=true
 			message.max.bytes=16777216
+			log.retention.ms=-1
 		EOF
 		"${java_cmd[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$id" \
 			-c "$dir/broker-$i.properties" >"$dir/format-$i.log" 2>&1 ||

@@ -926,7 +926,11 @@ test_flow(void)
 	char *text = slurp(log);
 	const char *stats = text ? strstr(text, "forward_waits=") : NULL;
 	long waits = stats ? strtol(stats + strlen("forward_waits="), NULL, 10) : -1;
-	ok(waits > 0, "flow: the forwarder waited for the body (%ld times)", waits);
+	if (h_kafka) /* 12 MiB is far below a real cluster's budget (256 MiB, flow.c) */
+		ok(waits == 0, "flow: on Kafka the forwarder never waits for 12 MiB (%ld times)",
+		   waits);
+	else
+		ok(waits > 0, "flow: the forwarder waited for the body (%ld times)", waits);
 	ok(text && !strstr(text, "out of range"), "flow: no offset was reset");
 	free(text);
 	coll_close(&out);

@@ -102,6 +102,7 @@ ag_app_free(struct ag_app *app)
 	free(app->id);
 	free(app->broker);
 	free(app->datadir);
+	free(app->worker_id);
 	free(app);
 }
 
@@ -160,6 +161,15 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 			return -EINVAL;
 		app->standby_replicas = value[0] - '0';
 		return 0;
+	}
+	if (strcmp(name, "worker_id") == 0) {
+		for (const char *c = value; *c; c++) {
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+				return -EINVAL;
+		}
+		return *value && strlen(value) <= 200 ? set_string(&app->worker_id, value)
+						      : -EINVAL;
 	}
 	if (strcmp(name, "topic_replication_factor") == 0) {
 		char *end;

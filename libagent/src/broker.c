@@ -442,9 +442,25 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 		{"session.timeout.ms", "6000"},
 		{"heartbeat.interval.ms", "500"},
 	};
+	/*
+	 * A real cluster: librdkafka's 45 s session would leave a dead worker's partitions
+	 * unprocessed that long; 10 s is the broker's range (group.min.session.timeout.ms is
+	 * 6 s by default) with heartbeats ten times as often.
+	 */
+	static const char *const kafka_consumer[][2] = {
+		{"session.timeout.ms", "10000"},
+		{"heartbeat.interval.ms", "1000"},
+	};
 	int rc = conf_set(conf, "bootstrap.servers", b->bootstrap, err, errlen);
 	if (rc < 0)
 		return rc;
+	for (size_t i = 0; b->kind == AG__BROKER_KAFKA && type == RD_KAFKA_CONSUMER &&
+			   i < AG__ARRAY_SIZE(kafka_consumer);
+	     i++) {
+		rc = conf_set(conf, kafka_consumer[i][0], kafka_consumer[i][1], err, errlen);
+		if (rc < 0)
+			return rc;
+	}
 	if (b->kind != AG__BROKER_KAFKA) {
 		for (size_t i = 0; i < AG__ARRAY_SIZE(mock_all); i++) {
 			if ((rc = conf_set(conf, mock_all[i][0], mock_all[i][1], err, errlen)) < 0)

@@ -38,6 +38,8 @@ static const char usage_main[] =
 	"      --datadir DIR         data dir (default ./<app_id>-data)\n"
 	"      --kafka-config K=V    librdkafka property for every client (repeatable)\n"
 	"      --commit-interval S   seconds between offset commits (default 2.8)\n"
+	"      --worker-id ID        this worker's static group membership on Kafka\n"
+	"                            (default: from the app id, host and data dir)\n"
 	"      --replication-factor N  replicas of the topics faustc creates on Kafka\n"
 	"                            (default min(3, brokers))\n"
 	"  -h, --help                this help; `faustc COMMAND --help` for a command\n"
@@ -80,6 +82,7 @@ enum {
 	OPT_KAFKA,
 	OPT_COMMIT,
 	OPT_REPLICATION,
+	OPT_WORKER_ID,
 	OPT_KEY,
 	OPT_KEY_DELIM,
 	OPT_FILE,
@@ -98,6 +101,7 @@ static const struct option options[] = {
 	{"kafka-config", required_argument, NULL, OPT_KAFKA},
 	{"commit-interval", required_argument, NULL, OPT_COMMIT},
 	{"replication-factor", required_argument, NULL, OPT_REPLICATION},
+	{"worker-id", required_argument, NULL, OPT_WORKER_ID},
 	{"key", required_argument, NULL, OPT_KEY},
 	{"key-delimiter", required_argument, NULL, OPT_KEY_DELIM},
 	{"file", required_argument, NULL, OPT_FILE},
@@ -281,6 +285,10 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			break;
 		case OPT_REPLICATION:
 			opts[nopts].name = "topic_replication_factor";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_WORKER_ID:
+			opts[nopts].name = "worker_id";
 			opts[nopts++].value = optarg;
 			break;
 		case OPT_KAFKA:

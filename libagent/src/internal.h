@@ -177,6 +177,7 @@ struct ag_app {
 	size_t max_message_bytes;
 	int standby_replicas; /* 0 or 1: keep warm copies of partitions other workers own */
 	int replication_factor; /* topics created on Kafka; 0 = min(3, brokers) */
+	char *worker_id; /* group.instance.id on Kafka; NULL = derived from the data dir */
 	const struct ag_record_type **models;
 	size_t nmodels;
 	struct ag_codec_ops *codecs; /* id AG_CODEC_CUSTOM + i */

@@ -911,7 +911,13 @@ clients_open(struct ag__worker *w)
 	char err[512];
 	char group_restore[512];
 	snprintf(group_restore, sizeof(group_restore), "%s-restore", w->app->id);
+	char instance[256] = "";
+	if (w->broker.kind == AG__BROKER_KAFKA &&
+	    ag__kafka_instance_id(w->app, instance, sizeof(instance)) < 0)
+		return -ENAMETOOLONG;
 	const struct ag__kv consumer_conf[] = {
+		/* Static membership on Kafka: a restarted worker takes its partitions back. */
+		{"group.instance.id", instance},
 		{"group.id", w->app->id},
 		{"enable.auto.commit", "false"},
 		{"enable.auto.offset.store", "false"},
@@ -932,8 +938,10 @@ clients_open(struct ag__worker *w)
 		{"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
 		{"enable.partition.eof", "true"},
 	};
-	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app, consumer_conf,
-			       AG__ARRAY_SIZE(consumer_conf), w, err, sizeof(err));
+	size_t skip = *instance ? 0 : 1; /* the mock: no static membership */
+	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app,
+			       consumer_conf + skip, AG__ARRAY_SIZE(consumer_conf) - skip, w, err,
+			       sizeof(err));
 	if (rc == 0)
 		rc = ag__kafka_new(&w->producer, RD_KAFKA_PRODUCER, &w->broker, w->app,
 				   producer_conf, AG__ARRAY_SIZE(producer_conf), w, err,

@@ -75,6 +75,9 @@ const char *ag_app_id(const struct ag_app *app);
  *   "standby_replicas" 1 (default): each worker follows the changelogs of some table
  *                     partitions other workers own, so a failover replays only the tail;
  *                     0: none (docs/tables.md)
+ *   "worker_id"       this worker's group.instance.id on Kafka (static membership: a
+ *                     restart within the session timeout gets its partitions back without
+ *                     a rebalance); [a-zA-Z0-9._-], default from app id, host, data dir
  *   "topic_replication_factor" replicas of the topics created on a Kafka cluster, 1..32;
  *                     0 (default): min(3, brokers in the cluster)
  *   "kafka.NAME"      librdkafka property NAME passed to every client
