@@ -444,7 +444,13 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		status = npositional ? bad_usage("reset", "unexpected argument '%s'", positional[0])
 				     : ag__cmd_reset(app, yes);
 	} else {
-		status = ag__broker_serve(setup ? app : NULL, addr_file);
+		/* Without an app, --broker kafka:// still names the cluster to serve. */
+		int cluster = !setup && app->broker && *app->broker;
+		if (cluster && !ag_app_id(app) && ag_app_set_id(app, "faustc") < 0) {
+			status = 1;
+			goto out;
+		}
+		status = ag__broker_serve(setup || cluster ? app : NULL, addr_file);
 	}
 out:
 	ag_app_free(app);
