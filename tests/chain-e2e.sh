@@ -112,7 +112,7 @@ broker_pid=$!
 pids+=("$broker_pid")
 for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
 url=$(cat "$tmp/broker.url")
-bootstrap=${url#mock://}
+bootstrap=${url#*://}
 start_worker c2 --broker "$url"
 w2=$worker_pid
 "$faustc" -A chain send chain-in --file "$tmp/in.txt" --key-delimiter : --broker "$url" \

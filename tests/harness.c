@@ -94,10 +94,17 @@ h_kafka_reset(void)
 		exit(99);
 	}
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	/* Groups first: a group's offsets for a deleted topic would otherwise linger. */
+	/*
+	 * Groups first: a group's offsets for a deleted topic would otherwise linger. A
+	 * stopped worker stays a static member until its session times out (10 s): retry
+	 * until the group is empty and gone.
+	 */
+	uint64_t groups_end = now_ms() + 20000;
 	const struct rd_kafka_group_list *gl = NULL;
+again:
 	if (rd_kafka_list_groups(rk, NULL, &gl, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
 	    gl->group_cnt > 0) {
+		int busy = 0;
 		rd_kafka_DeleteGroup_t **dg = calloc((size_t)gl->group_cnt, sizeof(*dg));
 		for (int i = 0; i < gl->group_cnt; i++)
 			dg[i] = rd_kafka_DeleteGroup_new(gl->groups[i].group);
@@ -109,7 +116,11 @@ h_kafka_reset(void)
 				rd_kafka_event_DeleteGroups_result(ev), &cnt);
 			for (size_t i = 0; i < cnt; i++) {
 				const rd_kafka_error_t *e = rd_kafka_group_result_error(res[i]);
-				if (e)
+				busy += e &&
+					rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP;
+				if (e &&
+				    (rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP ||
+				     now_ms() > groups_end))
 					printf("# reset: group %s: %s\n",
 					       rd_kafka_group_result_name(res[i]),
 					       rd_kafka_error_string(e));
@@ -118,6 +129,12 @@ h_kafka_reset(void)
 		}
 		rd_kafka_DeleteGroup_destroy_array(dg, (size_t)gl->group_cnt);
 		free(dg);
+		rd_kafka_group_list_destroy(gl);
+		gl = NULL;
+		if (busy && now_ms() <= groups_end) {
+			usleep(200 * 1000);
+			goto again;
+		}
 	}
 	if (gl)
 		rd_kafka_group_list_destroy(gl);
