@@ -14,7 +14,7 @@ start_broker() {
 	"$faustc" broker --addr-file "$tmp/broker.url" >"$tmp/broker.out" 2>"$tmp/broker.log" &
 	broker_pid=$!
 	pids+=("$broker_pid")
-	for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
+	for _ in $(seq 300); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
 	url=$(cat "$tmp/broker.url")
 	bootstrap=${url#*://}
 }
@@ -183,7 +183,7 @@ check_eq "faustc broker exits 0 on SIGTERM" "$?" "0"
 
 # 6. embedded broker in the worker
 start_worker "$tmp/w2"
-for _ in $(seq 100); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
 addr=$(cat "$tmp/w2/broker.addr")
 [ -n "$addr" ] && ok "the worker writes broker.addr" || not_ok "the worker writes broker.addr"
 send Dan --datadir "$tmp/w2"
@@ -200,8 +200,9 @@ elif [ ! -e "$tmp/w2/broker.addr" ]; then
 else
 	not_ok "broker.addr removed at exit"
 fi
+rm -f "$tmp/w2/broker.addr" # gone with the embedded broker; kafka-faustc.sh's stays
 start_worker "$tmp/w2"
-for _ in $(seq 100); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
 addr=$(cat "$tmp/w2/broker.addr")
 send Dan --datadir "$tmp/w2"
 wait_greetings "$addr" 1

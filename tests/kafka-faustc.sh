@@ -28,6 +28,8 @@ done
 if [ "$has_broker" -eq 0 ]; then
 	case "$cmd" in
 	worker | broker)
+		# Like the embedded broker's, the address appears once the broker is ready.
+		[ "$cmd" = worker ] && [ -n "$dir" ] && rm -f "$dir/broker.addr"
 		"$build/tests/kafka-reset"
 		args+=(--broker "kafka://$k")
 		if [ "$cmd" = worker ] && [ -n "$dir" ]; then

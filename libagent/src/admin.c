@@ -190,6 +190,10 @@ ag__admin_wait_leaders(rd_kafka_t *rk, const struct ag_app *app, const char *boo
 				rd_kafka_topic_partition_list_add(l, app->topics[i]->name, p)
 					->offset = RD_KAFKA_OFFSET_END; /* the latest offset */
 		}
+		if (l->cnt == 0) { /* no topics (`faustc broker` without an app) */
+			rd_kafka_topic_partition_list_destroy(l);
+			return 0;
+		}
 		/* offsets_for_times() is a ListOffsets per leader, all partitions at once. */
 		rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, 5000);
 		const rd_kafka_topic_partition_t *bad = NULL;
