@@ -166,9 +166,9 @@ start() {
 			message.max.bytes=16777216
 			log.retention.ms=-1
 		EOF
-		"${java_cmd[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$id" \
-			-c "$dir/broker-$i.properties" >"$dir/format-$i.log" 2>&1 ||
-			die "formatting broker $i failed (see $dir/format-$i.log)"
+		"${java_cmd[@]}" -Dfaustc.log="$dir/format-$i.log" kafka.tools.StorageTool format --ignore-formatted -t "$id" \
+			-c "$dir/broker-$i.properties" >"$dir/format-$i.out" 2>&1 ||
+			die "formatting broker $i failed (see $dir/format-$i.out and .log)"
 	done
 	for ((i = 1; i <= brokers; i++)); do
 		nohup "${java_cmd[@]}" -Dkafka.logs.dir="$dir" -Dfaustc.log="$dir/broker-$i.log" \
