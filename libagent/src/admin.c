@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "worker.h"
 
 enum ag__topic_role
 ag__topic_role(const struct ag_app *app, const struct ag_topic *t)
@@ -228,4 +229,70 @@ ag__admin_wait_leaders(rd_kafka_t *rk, const struct ag_app *app, const char *boo
 		struct timespec ts = {0, 100 * 1000000L};
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* Reads the answers to earlier DeleteRecords requests; logs what failed. */
+static void
+purge_answers(struct ag__worker *w)
+{
+	rd_kafka_event_t *ev;
+	while (w->purge_q && (ev = rd_kafka_queue_poll(w->purge_q, 0))) {
+		const rd_kafka_DeleteRecords_result_t *res =
+			rd_kafka_event_DeleteRecords_result(ev);
+		const rd_kafka_topic_partition_list_t *l =
+			res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
+		if (rd_kafka_event_error(ev))
+			ag__log(w->app, AG_LOG_WARN, "deleting consumed repartition records: %s",
+				rd_kafka_event_error_string(ev));
+		for (int i = 0; l && i < l->cnt; i++) {
+			if (l->elems[i].err)
+				ag__log(w->app, AG_LOG_WARN,
+					"deleting consumed records of %s[%d]: %s",
+					l->elems[i].topic, (int)l->elems[i].partition,
+					rd_kafka_err2str(l->elems[i].err));
+		}
+		rd_kafka_event_destroy(ev);
+	}
+}
+
+void
+ag__admin_purge(struct ag__worker *w, const rd_kafka_topic_partition_list_t *committed)
+{
+	purge_answers(w);
+	uint64_t now = ag__now_ns();
+	if (now < w->purged_ns + (uint64_t)AG__PURGE_MS * 1000000u)
+		return;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	for (int i = 0; i < committed->cnt; i++) {
+		const rd_kafka_topic_partition_t *e = &committed->elems[i];
+		const struct ag_topic *t = ag_app_find_topic(w->app, e->topic);
+		if (e->err || e->offset <= 0 || !t ||
+		    ag__topic_role(w->app, t) != AG__TOPIC_REPARTITION)
+			continue;
+		if (!l && !(l = rd_kafka_topic_partition_list_new(committed->cnt)))
+			return;
+		rd_kafka_topic_partition_list_add(l, e->topic, e->partition)->offset = e->offset;
+	}
+	if (!l)
+		return;
+	if (!w->purge_q)
+		w->purge_q = rd_kafka_queue_new(w->producer);
+	rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
+	rd_kafka_topic_partition_list_destroy(l);
+	if (!w->purge_q || !del) {
+		if (del)
+			rd_kafka_DeleteRecords_destroy(del);
+		return;
+	}
+	rd_kafka_DeleteRecords(w->producer, &del, 1, NULL, w->purge_q);
+	rd_kafka_DeleteRecords_destroy(del);
+	w->purged_ns = now;
+}
+
+void
+ag__admin_purge_free(struct ag__worker *w)
+{
+	if (w->purge_q)
+		rd_kafka_queue_destroy(w->purge_q);
+	w->purge_q = NULL;
 }

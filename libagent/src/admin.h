@@ -45,4 +45,16 @@ int ag__admin_create_topics(rd_kafka_t *rk, const struct ag_app *app,
 int ag__admin_wait_leaders(rd_kafka_t *rk, const struct ag_app *app, const char *bootstrap,
 			   int timeout_ms, char *err, size_t errlen);
 
+struct ag__worker;
+
+/*
+ * Repartition topics do not grow without bound (as in Kafka Streams): after a commit of
+ * offsets of a repartition topic, the records below them are deleted with DeleteRecords,
+ * at most once per AG__PURGE_MS per worker. Asynchronous: the answers are read (and
+ * failures logged) at the next purge. Called on the loop, from the offset commit callback.
+ */
+#define AG__PURGE_MS 1000
+void ag__admin_purge(struct ag__worker *w, const rd_kafka_topic_partition_list_t *committed);
+void ag__admin_purge_free(struct ag__worker *w);
+
 #endif

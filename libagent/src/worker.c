@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kafka.h"
+#include "admin.h"
 #include "worker.h"
 
 volatile sig_atomic_t ag__stop_signal;
@@ -643,6 +644,8 @@ offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 	struct ag__worker *w = opaque;
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
+	else if (!err && offs && w->broker.kind == AG__BROKER_KAFKA)
+		ag__admin_purge(w, offs);
 }
 
 /* ---- rebalance ---- */
@@ -1161,6 +1164,7 @@ out_loop:
 	ag__agents_free(w);
 	ag__timers_free(w);
 	ag__flow_free(w);
+	ag__admin_purge_free(w);
 	ag__tables_close(w);
 	clients_close(w);
 	for (size_t i = 0; i < app->ntopics; i++)
