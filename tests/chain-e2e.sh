@@ -63,7 +63,7 @@ addr=$(cat "$tmp/c1/broker.addr" 2>/dev/null)
 [ -n "$addr" ] && ok "the worker writes broker.addr" || not_ok "the worker writes broker.addr"
 "$faustc" -A chain send chain-in --file "$tmp/in.txt" --key-delimiter : --datadir "$tmp/c1" \
 	>"$tmp/send.out" 2>&1
-check_eq "faustc send sends the $N values" "$(cat "$tmp/send.out")" "sent $N values to chain-in"
+check_eq "faustc send sends the $N values" "$(sent_output "$tmp/send.out")" "sent $N values to chain-in"
 wait_lines "$tmp/c1.out" "$N" && ok "c printed $N values" ||
 	not_ok "c printed $N values" "$(tail -3 "$tmp/c1.log")"
 sleep 1 # anything sent twice would show by now
