@@ -58,12 +58,12 @@ per_key() {
 # 1. embedded broker
 start_worker c1
 w1=$worker_pid
-for _ in $(seq 100); do [ -s "$tmp/c1/broker.addr" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/c1/broker.addr" ] && break; sleep 0.1; done
 addr=$(cat "$tmp/c1/broker.addr" 2>/dev/null)
 [ -n "$addr" ] && ok "the worker writes broker.addr" || not_ok "the worker writes broker.addr"
 "$faustc" -A chain send chain-in --file "$tmp/in.txt" --key-delimiter : --datadir "$tmp/c1" \
 	>"$tmp/send.out" 2>&1
-check_eq "faustc send sends the $N values" "$(cat "$tmp/send.out")" "sent $N values to chain-in"
+check_eq "faustc send sends the $N values" "$(sent_output "$tmp/send.out")" "sent $N values to chain-in"
 wait_lines "$tmp/c1.out" "$N" && ok "c printed $N values" ||
 	not_ok "c printed $N values" "$(tail -3 "$tmp/c1.log")"
 sleep 1 # anything sent twice would show by now
@@ -110,9 +110,9 @@ check_eq "no agent failed" "$(grep -c 'failed on' "$tmp/c1.log")" "0"
 "$faustc" -A chain broker --addr-file "$tmp/broker.url" >/dev/null 2>"$tmp/broker.log" &
 broker_pid=$!
 pids+=("$broker_pid")
-for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
 url=$(cat "$tmp/broker.url")
-bootstrap=${url#mock://}
+bootstrap=${url#*://}
 start_worker c2 --broker "$url"
 w2=$worker_pid
 "$faustc" -A chain send chain-in --file "$tmp/in.txt" --key-delimiter : --broker "$url" \

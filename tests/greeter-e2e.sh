@@ -14,9 +14,9 @@ start_broker() {
 	"$faustc" broker --addr-file "$tmp/broker.url" >"$tmp/broker.out" 2>"$tmp/broker.log" &
 	broker_pid=$!
 	pids+=("$broker_pid")
-	for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
+	for _ in $(seq 300); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
 	url=$(cat "$tmp/broker.url")
-	bootstrap=${url#mock://}
+	bootstrap=${url#*://}
 }
 
 start_worker() { # datadir [extra args]
@@ -65,7 +65,7 @@ wait_greetings() { # bootstrap count
 
 # 1. exact greetings
 start_broker
-check_eq "faustc broker prints a mock:// URL" "${url%%://*}" "mock"
+check_eq "faustc broker prints a $scheme:// URL" "${url%%://*}" "$scheme"
 start_worker "$tmp/w1" --broker "$url"
 for name in Ann Bob Ann Ann Ann Cat; do send "$name" --broker "$url"; done
 wait_greetings "$bootstrap" 6
@@ -183,7 +183,7 @@ check_eq "faustc broker exits 0 on SIGTERM" "$?" "0"
 
 # 6. embedded broker in the worker
 start_worker "$tmp/w2"
-for _ in $(seq 100); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
 addr=$(cat "$tmp/w2/broker.addr")
 [ -n "$addr" ] && ok "the worker writes broker.addr" || not_ok "the worker writes broker.addr"
 send Dan --datadir "$tmp/w2"
@@ -193,10 +193,16 @@ check_eq "embedded broker: greetings" "$(greetings "$addr" | cut -d'|' -f2 | pas
 	"Welcome Dan;Nice to see you again Dan"
 stop_worker TERM
 check_eq "embedded worker exits 0" "$worker_status" "0"
-[ ! -e "$tmp/w2/broker.addr" ] && ok "broker.addr removed at exit" ||
+if [ -n "$kafka" ]; then
+	skip_on_kafka "broker.addr removed at exit"
+elif [ ! -e "$tmp/w2/broker.addr" ]; then
+	ok "broker.addr removed at exit"
+else
 	not_ok "broker.addr removed at exit"
+fi
+rm -f "$tmp/w2/broker.addr" # gone with the embedded broker; kafka-faustc.sh's stays
 start_worker "$tmp/w2"
-for _ in $(seq 100); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/w2/broker.addr" ] && break; sleep 0.1; done
 addr=$(cat "$tmp/w2/broker.addr")
 send Dan --datadir "$tmp/w2"
 wait_greetings "$addr" 1

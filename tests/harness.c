@@ -10,11 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 char h_tmp[256];
+const char *h_kafka;
 void (*h_tick)(void);
 int h_delivery_failures;
 void (*h_delivered)(const rd_kafka_message_t *m);
@@ -22,8 +24,161 @@ void (*h_delivered)(const rd_kafka_message_t *m);
 int
 h_tmp_init(const char *name)
 {
+	const char *k = getenv("FAUSTC_TEST_KAFKA");
+	h_kafka = k && *k ? k : NULL;
+	if (h_kafka)
+		printf("# on Kafka at %s\n", h_kafka);
 	snprintf(h_tmp, sizeof(h_tmp), "/tmp/faustc-test-%s-XXXXXX", name);
 	return mkdtemp(h_tmp) ? 0 : -1;
+}
+
+const char *
+h_bootstrap(const char *url)
+{
+	if (strncmp(url, "mock://", 7) == 0)
+		return url + 7;
+	if (strncmp(url, "kafka://", 8) == 0)
+		return url + 8;
+	return url;
+}
+
+int
+h_url_ok(const char *url)
+{
+	const char *scheme = h_kafka ? "kafka://" : "mock://";
+	return url && strncmp(url, scheme, strlen(scheme)) == 0 && url[strlen(scheme)];
+}
+
+static void
+drop_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	(void)level;
+	(void)fac;
+	(void)buf;
+}
+
+/* Runs one admin request (already started on q) and returns its event, or NULL. */
+static rd_kafka_event_t *
+admin_wait(rd_kafka_queue_t *q, const char *what)
+{
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+	if (!ev)
+		printf("# reset: %s: no answer\n", what);
+	else if (rd_kafka_event_error(ev))
+		printf("# reset: %s: %s\n", what, rd_kafka_event_error_string(ev));
+	return ev;
+}
+
+static int
+user_topics(rd_kafka_t *rk, const struct rd_kafka_metadata **md)
+{
+	if (rd_kafka_metadata(rk, 1, NULL, md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	int n = 0;
+	for (int i = 0; i < (*md)->topic_cnt; i++)
+		n += strncmp((*md)->topics[i].topic, "__", 2) != 0;
+	return n;
+}
+
+void
+h_kafka_reset(void)
+{
+	if (!h_kafka)
+		return;
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "bootstrap.servers", h_kafka, err, sizeof(err));
+	rd_kafka_conf_set_log_cb(conf, drop_log);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!rk) {
+		printf("# Bail out! reset: %s\n", err);
+		exit(99);
+	}
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	/*
+	 * Groups first: a group's offsets for a deleted topic would otherwise linger. A
+	 * stopped worker stays a static member until its session times out (10 s): retry
+	 * until the group is empty and gone.
+	 */
+	uint64_t groups_end = now_ms() + 20000;
+	const struct rd_kafka_group_list *gl = NULL;
+again:
+	if (rd_kafka_list_groups(rk, NULL, &gl, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+	    gl->group_cnt > 0) {
+		int busy = 0;
+		rd_kafka_DeleteGroup_t **dg = calloc((size_t)gl->group_cnt, sizeof(*dg));
+		for (int i = 0; i < gl->group_cnt; i++)
+			dg[i] = rd_kafka_DeleteGroup_new(gl->groups[i].group);
+		rd_kafka_DeleteGroups(rk, dg, (size_t)gl->group_cnt, NULL, q);
+		rd_kafka_event_t *ev = admin_wait(q, "DeleteGroups");
+		if (ev) {
+			size_t cnt;
+			const rd_kafka_group_result_t **res = rd_kafka_DeleteGroups_result_groups(
+				rd_kafka_event_DeleteGroups_result(ev), &cnt);
+			for (size_t i = 0; i < cnt; i++) {
+				const rd_kafka_error_t *e = rd_kafka_group_result_error(res[i]);
+				busy += e &&
+					rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP;
+				if (e &&
+				    (rd_kafka_error_code(e) != RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP ||
+				     now_ms() > groups_end))
+					printf("# reset: group %s: %s\n",
+					       rd_kafka_group_result_name(res[i]),
+					       rd_kafka_error_string(e));
+			}
+			rd_kafka_event_destroy(ev);
+		}
+		rd_kafka_DeleteGroup_destroy_array(dg, (size_t)gl->group_cnt);
+		free(dg);
+		rd_kafka_group_list_destroy(gl);
+		gl = NULL;
+		if (busy && now_ms() <= groups_end) {
+			usleep(200 * 1000);
+			goto again;
+		}
+	}
+	if (gl)
+		rd_kafka_group_list_destroy(gl);
+	const struct rd_kafka_metadata *md;
+	int n = user_topics(rk, &md);
+	if (n > 0) {
+		rd_kafka_DeleteTopic_t **dt = calloc((size_t)n, sizeof(*dt));
+		int k = 0;
+		for (int i = 0; i < md->topic_cnt; i++) {
+			if (strncmp(md->topics[i].topic, "__", 2) != 0)
+				dt[k++] = rd_kafka_DeleteTopic_new(md->topics[i].topic);
+		}
+		rd_kafka_DeleteTopics(rk, dt, (size_t)k, NULL, q);
+		rd_kafka_event_t *ev = admin_wait(q, "DeleteTopics");
+		if (ev)
+			rd_kafka_event_destroy(ev);
+		rd_kafka_DeleteTopic_destroy_array(dt, (size_t)k);
+		free(dt);
+	}
+	if (n >= 0)
+		rd_kafka_metadata_destroy(md);
+	uint64_t end = now_ms() + 30000;
+	while (n != 0 && now_ms() < end) {
+		usleep(50 * 1000);
+		if ((n = user_topics(rk, &md)) >= 0)
+			rd_kafka_metadata_destroy(md);
+	}
+	if (n != 0)
+		printf("# reset: %d topics are still there after 30 s\n", n);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+}
+
+/* The value following option name in a NULL-terminated argument list, or NULL. */
+static const char *
+arg_value(const char *const *args, const char *name)
+{
+	for (; *args; args++) {
+		if (strcmp(*args, name) == 0)
+			return args[1];
+	}
+	return NULL;
 }
 
 void
@@ -130,6 +285,30 @@ sleep_ticking(int ms)
 pid_t
 spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
 {
+	/* Kafka: a `broker`, or a worker that would host one, means a fresh cluster. */
+	const char *kafka_args[4] = {NULL};
+	char kafka_url[512], addr_file[300] = "";
+	if (h_kafka && (strcmp(args[0], "broker") == 0 ||
+			(strcmp(args[0], "worker") == 0 && !arg_value(args, "--broker")))) {
+		h_kafka_reset();
+		snprintf(kafka_url, sizeof(kafka_url), "kafka://%s", h_kafka);
+		kafka_args[0] = "--broker";
+		kafka_args[1] = kafka_url;
+		const char *dir = arg_value(args, "--datadir");
+		if (strcmp(args[0], "worker") == 0 && dir) {
+			/* What the embedded broker would write, for the test to wait on. */
+			char tmp[300];
+			snprintf(addr_file, sizeof(addr_file), "%s/broker.addr", dir);
+			snprintf(tmp, sizeof(tmp), "%s.tmp", addr_file);
+			mkdir(dir, 0755);
+			FILE *f = fopen(tmp, "w");
+			if (!f || fprintf(f, "%s\n", h_kafka) < 0 || fclose(f) != 0 ||
+			    rename(tmp, addr_file) < 0) {
+				printf("# Bail out! cannot write %s\n", addr_file);
+				exit(99);
+			}
+		}
+	}
 	if (rd_kafka_wait_destroyed(10000) != 0) {
 		printf("# Bail out! librdkafka handles still alive: cannot fork safely\n");
 		exit(99);
@@ -154,8 +333,10 @@ spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
 	close(fe);
 	int argc = 0;
 	argv[argc++] = "test";
-	for (; *args && argc < 31; args++)
+	for (; *args && argc < 29; args++)
 		argv[argc++] = (char *)*args;
+	for (const char *const *k = kafka_args; *k; k++)
+		argv[argc++] = (char *)*k;
 	argv[argc] = NULL;
 	/* exit(), not _exit(): under ASan the leak check then covers the worker too. */
 	exit(ag_app_main(argc, argv, setup));

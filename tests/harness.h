@@ -30,6 +30,29 @@
 			return try__rc; \
 	} while (0)
 
+/*
+ * Real Kafka: with FAUSTC_TEST_KAFKA=HOST:PORT[,...] in the environment the broker tests run
+ * on that cluster instead of the embedded broker. spawn() then turns `broker` into
+ * `broker --broker kafka://...` (which creates the app's topics there and writes that URL
+ * to its --addr-file), and gives a `worker` without --broker the cluster and a broker.addr
+ * in its data dir. Where a test expects a fresh broker (spawning `broker`, or a worker
+ * that would host one), every topic and consumer group of the cluster is deleted first:
+ * the cluster must serve one test run alone (scripts/test.sh starts its own).
+ */
+extern const char *h_kafka; /* the bootstrap list, or NULL on the embedded broker */
+
+/* A broker URL's bootstrap list: url without "mock://" or "kafka://". Borrowed. */
+const char *h_bootstrap(const char *url);
+
+/* Whether url is a broker URL of the kind the run uses (mock:// or kafka://). */
+int h_url_ok(const char *url);
+
+/*
+ * Deletes every topic (but Kafka's own, "__*") and every consumer group of the Kafka
+ * cluster, and waits until metadata shows them gone. No-op on the embedded broker.
+ */
+void h_kafka_reset(void);
+
 /* The test's temporary directory (h_tmp_init creates it). */
 extern char h_tmp[256];
 

@@ -91,9 +91,9 @@ check_eq "every logger line is well formed" \
 "$faustc" broker --addr-file "$tmp/broker.url" >"$tmp/broker.out" 2>"$tmp/broker.log" &
 broker_pid=$!
 pids+=("$broker_pid")
-for _ in $(seq 100); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ -s "$tmp/broker.url" ] && break; sleep 0.1; done
 url=$(cat "$tmp/broker.url")
-bootstrap=${url#mock://}
+bootstrap=${url#*://}
 start_worker s1 --broker "$url"
 s1=$worker_pid
 start_worker s2 --broker "$url"

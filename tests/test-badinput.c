@@ -697,7 +697,7 @@ test_stop(void)
 		waitpid(broker, NULL, 0);
 		return;
 	}
-	const char *bootstrap = url + strlen("mock://");
+	const char *bootstrap = h_bootstrap(url);
 	static const char *const topics[] = {"bs-in", "bs-out", NULL};
 	rd_kafka_t *p = producer_new(bootstrap);
 	ok_int_eq(wait_topics(p, topics, 20000), 0, "2: the broker created bs-in and bs-out");

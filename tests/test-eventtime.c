@@ -140,7 +140,7 @@ start_broker(void)
 		printf("# Bail out! no faustc broker\n");
 		exit(99);
 	}
-	bootstrap = url + strlen("mock://");
+	bootstrap = h_bootstrap(url);
 	memset(expect, 0, sizeof(expect));
 	return pid;
 }

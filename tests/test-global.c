@@ -90,7 +90,7 @@ main(void)
 	ok(url != NULL, "faustc broker serves at %s", url ? url : "(nothing)");
 	if (!url)
 		return tap_done();
-	const char *bootstrap = url + strlen("mock://");
+	const char *bootstrap = h_bootstrap(url);
 	const char *const a1[] = {
 		"worker", "--broker", url,    "--datadir", d1, "--commit-interval",
 		"0.3",    "-l",       "info", NULL};

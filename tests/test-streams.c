@@ -717,6 +717,27 @@ check_committed(const char *topic, int partitions, const int64_t *expect, const 
 	ok(same, "%s: committed offsets%s", what, line);
 }
 
+/*
+ * Kafka: a repartition topic's records below the committed offset are deleted (as Kafka
+ * Streams does), so each partition that was committed to starts above 0.
+ */
+static void
+check_purged(const char *topic, int partitions, const char *what)
+{
+	int64_t committed[8], low[8], high[8];
+	int rc = group_offsets(bootstrap, "ws", topic, partitions, committed, low, high);
+	int purged = rc == 0;
+	char line[256] = "";
+	size_t len = 0;
+	for (int p = 0; p < partitions && rc == 0; p++) {
+		purged &= committed[p] <= 0 || (low[p] > 0 && low[p] <= committed[p]);
+		len += (size_t)snprintf(line + len, sizeof(line) - len, " [%d] %lld..%lld/%lld", p,
+					(long long)low[p], (long long)committed[p],
+					(long long)high[p]);
+	}
+	ok(purged, "%s: first offset..committed/end%s", what, line);
+}
+
 static void
 check_multi(struct coll *c)
 {
@@ -872,6 +893,9 @@ test_operators(void)
 	check_group_by(&gb, base + KILL_N);
 	check_committed("ws-gb-country-repartition", 4, NULL,
 			"group_by after the kill: the repartition topic is committed");
+	if (h_kafka)
+		check_purged("ws-gb-country-repartition", 4,
+			     "group_by on Kafka: consumed repartition records are deleted");
 	coll_close(&gb);
 }
 
@@ -919,7 +943,11 @@ test_flow(void)
 	char *text = slurp(log);
 	const char *stats = text ? strstr(text, "forward_waits=") : NULL;
 	long waits = stats ? strtol(stats + strlen("forward_waits="), NULL, 10) : -1;
-	ok(waits > 0, "flow: the forwarder waited for the body (%ld times)", waits);
+	if (h_kafka) /* 12 MiB is far below a real cluster's budget (256 MiB, flow.c) */
+		ok(waits == 0, "flow: on Kafka the forwarder never waits for 12 MiB (%ld times)",
+		   waits);
+	else
+		ok(waits > 0, "flow: the forwarder waited for the body (%ld times)", waits);
 	ok(text && !strstr(text, "out of range"), "flow: no offset was reset");
 	free(text);
 	coll_close(&out);
@@ -939,7 +967,7 @@ main(void)
 	url = wait_line(url_file, 20000);
 	ok(url != NULL, "faustc broker serves at %s", url ? url : "(nothing)");
 	if (url) {
-		bootstrap = url + strlen("mock://");
+		bootstrap = h_bootstrap(url);
 		test_operators();
 		test_flow();
 	}

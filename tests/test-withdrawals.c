@@ -192,7 +192,7 @@ main(int argc, char **argv)
 	ok(url != NULL, "faustc broker serves at %s", url ? url : "(nothing)");
 	if (!url)
 		return tap_done();
-	bootstrap = url + strlen("mock://");
+	bootstrap = h_bootstrap(url);
 
 	pid_t w[WORKERS];
 	int generation[WORKERS] = {0};

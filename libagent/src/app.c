@@ -106,6 +106,7 @@ ag_app_free(struct ag_app *app)
 	free(app->broker);
 	free(app->datadir);
 	free(app->web_bind);
+	free(app->worker_id);
 	free(app);
 }
 
@@ -195,6 +196,24 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
 			return -EINVAL;
 		app->web = value[0] - '0';
+		return 0;
+	}
+	if (strcmp(name, "worker_id") == 0) {
+		for (const char *c = value; *c; c++) {
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+				return -EINVAL;
+		}
+		return *value && strlen(value) <= 200 ? set_string(&app->worker_id, value)
+						      : -EINVAL;
+	}
+	if (strcmp(name, "topic_replication_factor") == 0) {
+		char *end;
+		errno = 0;
+		long v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 0 || v > 32)
+			return -EINVAL;
+		app->replication_factor = (int)v;
 		return 0;
 	}
 	if (strcmp(name, "max_message_bytes") == 0) {

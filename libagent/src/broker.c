@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "internal.h"
 
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which internal.h includes */
@@ -441,9 +442,25 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 		{"session.timeout.ms", "6000"},
 		{"heartbeat.interval.ms", "500"},
 	};
+	/*
+	 * A real cluster: librdkafka's 45 s session would leave a dead worker's partitions
+	 * unprocessed that long; 10 s is the broker's range (group.min.session.timeout.ms is
+	 * 6 s by default) with heartbeats ten times as often.
+	 */
+	static const char *const kafka_consumer[][2] = {
+		{"session.timeout.ms", "10000"},
+		{"heartbeat.interval.ms", "1000"},
+	};
 	int rc = conf_set(conf, "bootstrap.servers", b->bootstrap, err, errlen);
 	if (rc < 0)
 		return rc;
+	for (size_t i = 0; b->kind == AG__BROKER_KAFKA && type == RD_KAFKA_CONSUMER &&
+			   i < AG__ARRAY_SIZE(kafka_consumer);
+	     i++) {
+		rc = conf_set(conf, kafka_consumer[i][0], kafka_consumer[i][1], err, errlen);
+		if (rc < 0)
+			return rc;
+	}
 	if (b->kind != AG__BROKER_KAFKA) {
 		for (size_t i = 0; i < AG__ARRAY_SIZE(mock_all); i++) {
 			if ((rc = conf_set(conf, mock_all[i][0], mock_all[i][1], err, errlen)) < 0)
@@ -668,78 +685,6 @@ request_mock(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *r
 	return 0;
 }
 
-static int
-create_kafka(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t *rk,
-	     const struct rd_kafka_metadata *md, char *err, size_t errlen)
-{
-	rd_kafka_NewTopic_t **nt = calloc(app->ntopics ? app->ntopics : 1, sizeof(*nt));
-	if (!nt)
-		return -ENOMEM;
-	size_t n = 0;
-	int rc = 0;
-	char why[256];
-	for (size_t i = 0; i < app->ntopics; i++) {
-		const struct ag_topic *t = app->topics[i];
-		if (md_find(md, t->name))
-			continue;
-		nt[n] = rd_kafka_NewTopic_new(t->name, t->partitions, -1, why, sizeof(why));
-		if (!nt[n]) {
-			snprintf(err, errlen, "cannot create topic %s: %s", t->name, why);
-			rc = AG_ECONFIG;
-			goto out;
-		}
-		/* Changelogs keep the last value per key, as Faust's do; so does __workers. */
-		for (size_t j = 0; j < app->ntables; j++) {
-			if (app->tables[j]->changelog == t)
-				rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
-		}
-		if (t == app->workers_topic)
-			rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
-		n++;
-	}
-	if (n == 0)
-		goto out;
-	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-	rd_kafka_AdminOptions_t *opts =
-		rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-	int ms = request_ms(b);
-	rd_kafka_AdminOptions_set_request_timeout(opts, ms, why, sizeof(why));
-	rd_kafka_AdminOptions_set_operation_timeout(opts, ms, why, sizeof(why));
-	rd_kafka_CreateTopics(rk, nt, n, opts, q);
-	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, ms + 2000);
-	if (!ev) {
-		snprintf(err, errlen, "no answer from the broker at %s to CreateTopics",
-			 b->bootstrap);
-		rc = AG_ENOBROKER;
-	} else if (rd_kafka_event_error(ev)) {
-		snprintf(err, errlen, "cannot create topics on %s: %s", b->bootstrap,
-			 rd_kafka_event_error_string(ev));
-		rc = AG_EKAFKA;
-	} else {
-		size_t cnt;
-		const rd_kafka_topic_result_t **res = rd_kafka_CreateTopics_result_topics(
-			rd_kafka_event_CreateTopics_result(ev), &cnt);
-		for (size_t i = 0; i < cnt && rc == 0; i++) {
-			rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-			if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-				snprintf(err, errlen, "cannot create topic %s on %s: %s",
-					 rd_kafka_topic_result_name(res[i]), b->bootstrap,
-					 rd_kafka_topic_result_error_string(res[i]));
-				rc = AG_EKAFKA;
-			}
-		}
-	}
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_AdminOptions_destroy(opts);
-	rd_kafka_queue_destroy(q);
-out:
-	for (size_t i = 0; i < n; i++)
-		rd_kafka_NewTopic_destroy(nt[i]);
-	free(nt);
-	return rc;
-}
-
 int
 ag__broker_ensure_topics(struct ag__broker *b, struct ag_app *app, char *err, size_t errlen)
 {
@@ -762,7 +707,7 @@ ag__broker_ensure_topics(struct ag__broker *b, struct ag_app *app, char *err, si
 	else if (b->kind == AG__BROKER_MOCK)
 		rc = request_mock(b, app, rk, md, err, errlen);
 	else
-		rc = create_kafka(b, app, rk, md, err, errlen);
+		rc = ag__admin_create_topics(rk, app, md, b->bootstrap, request_ms(b), err, errlen);
 	if (rc < 0)
 		goto out;
 	/* Creation is asynchronous on mock:// and Kafka: wait until metadata shows it. */
@@ -791,6 +736,8 @@ ag__broker_ensure_topics(struct ag__broker *b, struct ag_app *app, char *err, si
 		}
 	}
 	rc = verify(b, app, md, err, errlen);
+	if (rc == 0 && b->kind == AG__BROKER_KAFKA)
+		rc = ag__admin_wait_leaders(rk, app, b->bootstrap, request_ms(b), err, errlen);
 out:
 	if (md)
 		rd_kafka_metadata_destroy(md);
@@ -900,6 +847,49 @@ control_consumer(struct ag__broker *b, const struct ag_app *app, rd_kafka_t **ou
 	return 0;
 }
 
+/*
+ * `faustc -A APP broker --broker kafka://...`: the cluster is the broker. Creates the
+ * app's topics there, prints and writes the URL, and waits for SIGINT/SIGTERM, so a
+ * script written for `faustc broker` runs unchanged on a real cluster.
+ */
+static int
+serve_cluster(struct ag_app *app, const char *addr_file)
+{
+	struct ag__broker b;
+	char err[1024], url[600];
+	int rc = ag__broker_open(&b, app, 0, err, sizeof(err));
+	if (rc == 0 && b.kind != AG__BROKER_KAFKA) {
+		snprintf(err, sizeof(err),
+			 "faustc broker hosts a broker or serves a Kafka cluster's topics; "
+			 "--broker %s is neither (use kafka://HOST:PORT)",
+			 app->broker);
+		rc = AG_ECONFIG;
+	}
+	if (rc == 0)
+		rc = ag__broker_ensure_topics(&b, app, err, sizeof(err));
+	if (rc < 0) {
+		ag__log(app, AG_LOG_ERROR, "%s", err);
+		ag__broker_close(&b);
+		return 1;
+	}
+	snprintf(url, sizeof(url), "%s%s", AG__KAFKA_SCHEME, b.bootstrap);
+	ag__broker_close(&b);
+	if (addr_file && (rc = write_line_atomic(addr_file, url)) < 0) {
+		ag__log(app, AG_LOG_ERROR, "cannot write the broker address to %s: %s", addr_file,
+			strerror(-rc));
+		return 1;
+	}
+	printf("%s\n", url);
+	fflush(stdout);
+	ag__log(app, AG_LOG_INFO, "topics ready on %s; waiting for SIGINT/SIGTERM", url);
+	while (!serve_stop)
+		sleep_ms(100);
+	char line[600];
+	if (addr_file && read_line(addr_file, line, sizeof(line)) == 0 && strcmp(line, url) == 0)
+		unlink(addr_file);
+	return 0;
+}
+
 int
 ag__broker_serve(struct ag_app *app, const char *addr_file)
 {
@@ -916,6 +906,10 @@ ag__broker_serve(struct ag_app *app, const char *addr_file)
 
 	if (app && ag__app_finalize(app) < 0)
 		goto out;
+	if (app && app->broker && *app->broker) {
+		status = serve_cluster(app, addr_file);
+		goto out;
+	}
 	if (host_mock(&b, app, err, sizeof(err)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out;

@@ -49,6 +49,10 @@ static const char usage_main[] =
 	"      --web-port PORT       its port (default 6066; taken: the next free one; 0: any\n"
 	"                            free port); the URL is written to DATADIR/web.addr\n"
 	"      --no-web              no web server (/health, /info, /metrics, /tables, /)\n"
+	"      --worker-id ID        this worker's static group membership on Kafka\n"
+	"                            (default: from the app id, host and data dir)\n"
+	"      --replication-factor N  replicas of the topics faustc creates on Kafka\n"
+	"                            (default min(3, brokers))\n"
 	"  -h, --help                this help; `faustc COMMAND --help` for a command\n"
 	"      --version             print the version\n";
 
@@ -98,6 +102,8 @@ enum {
 	OPT_COMMIT,
 	OPT_IDLE,
 	OPT_LATE,
+	OPT_REPLICATION,
+	OPT_WORKER_ID,
 	OPT_KEY,
 	OPT_KEY_DELIM,
 	OPT_FILE,
@@ -121,6 +127,8 @@ static const struct option options[] = {
 	{"commit-interval", required_argument, NULL, OPT_COMMIT},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE},
 	{"late-events", required_argument, NULL, OPT_LATE},
+	{"replication-factor", required_argument, NULL, OPT_REPLICATION},
+	{"worker-id", required_argument, NULL, OPT_WORKER_ID},
 	{"key", required_argument, NULL, OPT_KEY},
 	{"key-delimiter", required_argument, NULL, OPT_KEY_DELIM},
 	{"file", required_argument, NULL, OPT_FILE},
@@ -329,6 +337,14 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		case OPT_WEB:
 			web_url = optarg;
 			break;
+		case OPT_REPLICATION:
+			opts[nopts].name = "topic_replication_factor";
+			opts[nopts++].value = optarg;
+			break;
+		case OPT_WORKER_ID:
+			opts[nopts].name = "worker_id";
+			opts[nopts++].value = optarg;
+			break;
 		case OPT_KAFKA:
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
 				status = bad_usage(cmd, "--kafka-config wants KEY=VALUE, got '%s'",
@@ -486,7 +502,13 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		status = npositional ? bad_usage("reset", "unexpected argument '%s'", positional[0])
 				     : ag__cmd_reset(app, yes);
 	} else {
-		status = ag__broker_serve(setup ? app : NULL, addr_file);
+		/* Without an app, --broker kafka:// still names the cluster to serve. */
+		int cluster = !setup && app->broker && *app->broker;
+		if (cluster && !ag_app_id(app) && ag_app_set_id(app, "faustc") < 0) {
+			status = 1;
+			goto out;
+		}
+		status = ag__broker_serve(setup || cluster ? app : NULL, addr_file);
 	}
 out:
 	ag_app_free(app);

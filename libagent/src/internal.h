@@ -196,6 +196,8 @@ struct ag_app {
 	int web; /* serve the web endpoints (default 1; --no-web) */
 	char *web_bind; /* NULL = 127.0.0.1 */
 	int web_port; /* default 6066; 0 = a free port */
+	int replication_factor; /* topics created on Kafka; 0 = min(3, brokers) */
+	char *worker_id; /* group.instance.id on Kafka; NULL = derived from the data dir */
 	const struct ag_record_type **models;
 	size_t nmodels;
 	struct ag_codec_ops *codecs; /* id AG_CODEC_CUSTOM + i */

@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -53,6 +55,40 @@ ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, stru
 	ag__worker_conf_hooks(conf, type);
 	rd_kafka_conf_set_opaque(conf, opaque);
 	return ag__kafka_create(out, type, conf, err, errlen);
+}
+
+/* Kafka takes [a-zA-Z0-9._-] in a group.instance.id; anything else becomes '_'. */
+static void
+sanitize(char *s)
+{
+	for (; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			*s = '_';
+	}
+}
+
+int
+ag__kafka_instance_id(const struct ag_app *app, char *buf, size_t cap)
+{
+	if (app->worker_id) {
+		int n = snprintf(buf, cap, "%s", app->worker_id);
+		return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+	}
+	char host[64] = "host", real[PATH_MAX];
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	const char *dir = ag__app_datadir(app);
+	if (!realpath(dir, real))
+		snprintf(real, sizeof(real), "%s", dir);
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	for (const char *c = real; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ull;
+	int n = snprintf(buf, cap, "%.100s-%.60s-%016llx", app->id, host, (unsigned long long)h);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	sanitize(buf);
+	return 0;
 }
 
 int

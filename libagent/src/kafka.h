@@ -12,6 +12,13 @@ int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, 
 		  const struct ag__kv *extra, size_t nextra, void *opaque, char *err,
 		  size_t errlen);
 
+/*
+ * The worker's static group membership id (group.instance.id): the "worker_id" option, or
+ * "<app_id>-<host>-<hash of the data dir's real path>", stable across restarts of the worker
+ * of one data dir, different for each data dir. Returns 0, -ENAMETOOLONG.
+ */
+int ag__kafka_instance_id(const struct ag_app *app, char *buf, size_t cap);
+
 /* rd_kafka_new that frees conf on failure. */
 int ag__kafka_create(rd_kafka_t **out, rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
 		     size_t errlen);

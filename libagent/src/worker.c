@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kafka.h"
+#include "admin.h"
 #include "worker.h"
 
 volatile sig_atomic_t ag__stop_signal;
@@ -685,6 +686,8 @@ offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 	struct ag__worker *w = opaque;
 	if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
 		ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
+	else if (!err && offs && w->broker.kind == AG__BROKER_KAFKA)
+		ag__admin_purge(w, offs);
 }
 
 /* ---- rebalance ---- */
@@ -962,7 +965,13 @@ clients_open(struct ag__worker *w)
 	char err[512];
 	char group_restore[512];
 	snprintf(group_restore, sizeof(group_restore), "%s-restore", w->app->id);
+	char instance[256] = "";
+	if (w->broker.kind == AG__BROKER_KAFKA &&
+	    ag__kafka_instance_id(w->app, instance, sizeof(instance)) < 0)
+		return -ENAMETOOLONG;
 	const struct ag__kv consumer_conf[] = {
+		/* Static membership on Kafka: a restarted worker takes its partitions back. */
+		{"group.instance.id", instance},
 		{"group.id", w->app->id},
 		{"enable.auto.commit", "false"},
 		{"enable.auto.offset.store", "false"},
@@ -983,8 +992,10 @@ clients_open(struct ag__worker *w)
 		{"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
 		{"enable.partition.eof", "true"},
 	};
-	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app, consumer_conf,
-			       AG__ARRAY_SIZE(consumer_conf), w, err, sizeof(err));
+	size_t skip = *instance ? 0 : 1; /* the mock: no static membership */
+	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app,
+			       consumer_conf + skip, AG__ARRAY_SIZE(consumer_conf) - skip, w, err,
+			       sizeof(err));
 	if (rc == 0)
 		rc = ag__kafka_new(&w->producer, RD_KAFKA_PRODUCER, &w->broker, w->app,
 				   producer_conf, AG__ARRAY_SIZE(producer_conf), w, err,
@@ -1215,6 +1226,7 @@ out_loop:
 	ag__agents_free(w);
 	ag__timers_free(w);
 	ag__flow_free(w);
+	ag__admin_purge_free(w);
 	ag__tables_close(w);
 	clients_close(w);
 	for (size_t i = 0; i < app->ntopics; i++)

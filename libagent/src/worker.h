@@ -208,6 +208,10 @@ struct ag__worker {
 	struct ag__agent_rt **rts;
 	size_t nrts;
 
+	/* admin.c: repartition records below the committed offset are deleted (Kafka) */
+	rd_kafka_queue_t *purge_q; /* answers to DeleteRecords, drained at the next purge */
+	uint64_t purged_ns;
+
 	/* flow.c: forwarders wait while too far ahead of their topics' consumers */
 	rd_kafka_queue_t *aq; /* answers to committed-offset requests */
 	uv_timer_t flow_timer;

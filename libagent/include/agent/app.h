@@ -85,6 +85,11 @@ const char *ag_app_id(const struct ag_app *app);
  *   "web_bind"        address the web server listens on (default 127.0.0.1)
  *   "web_port"        its port (default 6066; taken: the next free one, with a warning;
  *                     0: any free port); the URL is written to DATADIR/web.addr
+ *   "worker_id"       this worker's group.instance.id on Kafka (static membership: a
+ *                     restart within the session timeout gets its partitions back without
+ *                     a rebalance); [a-zA-Z0-9._-], default from app id, host, data dir
+ *   "topic_replication_factor" replicas of the topics created on a Kafka cluster, 1..32;
+ *                     0 (default): min(3, brokers in the cluster)
  *   "kafka.NAME"      librdkafka property NAME passed to every client
  * Returns 0, -EINVAL for an unknown name or a bad value, -ENOMEM.
  */
