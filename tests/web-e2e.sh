@@ -323,13 +323,19 @@ for _ in $(seq 100); do [ ! -e "$tmp/wa/web.addr" ] && [ ! -e "$tmp/wb/web.addr"
 #    /health says 503 stopping meanwhile; then the broker dies: /health says disconnected
 start_worker "$tmp/wc" --web-port 0
 health_states "$web" >/dev/null
+# It must be in the group, consuming: only then does its close wait for the coordinator
+# (a worker that never joined closes at once, and there is no "stopping" to see).
+before=$(greetings_count)
+echo 's1:{"name": "s1"}' | "$faustc" -A greeter send names --file - --key-delimiter : \
+	--broker "$url" >/dev/null 2>&1
+wait_greetings $((before + 1)) || not_ok "the stopping worker greets first" "no greeting"
 kill -STOP "$broker_pid"
 kill -TERM "$worker_pid"
 got=
-for _ in $(seq 50); do
+for _ in $(seq 100); do
 	got=$(curl -s -m 2 -w ' %{http_code}' "$web/health" | tr -d '\n ' | grep -o '"status":"[a-z]*".*[0-9]\{3\}$' | sed -E 's/^"status":"([a-z]*)".*([0-9]{3})$/\1 \2/')
 	[ "$got" = "stopping 503" ] && break
-	sleep 0.1
+	sleep 0.05
 done
 check_eq "/health while stopping: 503 stopping" "$got" "stopping 503"
 kill -KILL "$broker_pid"
