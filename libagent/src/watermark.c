@@ -76,7 +76,6 @@ ag__wm_reset(struct ag__wm *wm)
 	wm->idle_base = INT64_MIN;
 	wm->idle_ns = 0;
 	wm->last_ns = 0;
-	wm->loaded = 0;
 	wm->dirty = 0;
 }
 

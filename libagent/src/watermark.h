@@ -32,7 +32,6 @@ struct ag__wm {
 	int64_t idle_base; /* every channel idle: the highest time any of them reached ... */
 	uint64_t idle_ns; /* ... when the last one went idle (monotonic ns); 0: not all idle */
 	uint64_t last_ns; /* when an event was last taken (plain topics decide idleness here) */
-	int loaded; /* the stored channel times were merged in */
 	int dirty; /* channel times changed since the last commit cycle */
 };
 
