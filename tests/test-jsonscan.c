@@ -274,6 +274,35 @@ main(int argc, char **argv)
 	ok_int_eq(valid_scanned, valid,
 		  "every random valid record without escapes is decoded by the scanner itself, "
 		  "with jansson's values");
+	/* Numbers: the scanner's own conversions (integers, short decimals) against strtod's. */
+	int numbers = 0, numbers_scanned = 0;
+	for (int i = 0; i < 20000; i++) {
+		char num[64], doc[128];
+		size_t n = 0;
+		if (rnd(2))
+			num[n++] = '-';
+		uint32_t int_digits = 1 + rnd(8), frac_digits = rnd(3) ? 1 + rnd(18) : 0;
+		num[n++] = (char)(int_digits == 1 ? '0' + rnd(10) : '1' + rnd(9));
+		for (uint32_t d = 1; d < int_digits; d++)
+			num[n++] = (char)('0' + rnd(10));
+		if (frac_digits)
+			num[n++] = '.';
+		for (uint32_t d = 0; d < frac_digits; d++)
+			num[n++] = (char)('0' + rnd(10));
+		if (rnd(8) == 0)
+			n += (size_t)snprintf(num + n, sizeof(num) - n, "e%d", (int)rnd(40) - 20);
+		num[n] = '\0';
+		int len = snprintf(doc, sizeof(doc),
+				   "{\"account\":\"a\",\"amount\":%s,\"country\":\"c\"}", num);
+		char *exact = malloc((size_t)len);
+		memcpy(exact, doc, (size_t)len);
+		numbers++;
+		numbers_scanned += json_scan_check((const uint8_t *)exact, (size_t)len);
+		free(exact);
+	}
+	ok_int_eq(numbers_scanned, numbers,
+		  "random numbers (up to 8 integer and 18 fraction digits, some exponents) "
+		  "decode to jansson's doubles, bit for bit");
 	ok(mutants_scanned > 0 && mutants_scanned < mutants,
 	   "%d random mutations agree with jansson (%d decoded by the scanner, the rest "
 	   "deferred to jansson with its code and message)",

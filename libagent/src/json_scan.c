@@ -10,6 +10,7 @@
  * deeper input is deferred, so no input can exhaust the stack.
  */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -143,7 +144,8 @@ scan_number(struct scan *s, struct number *num)
 	} else {
 		return DEFER;
 	}
-	const unsigned char *int_end = p;
+	const unsigned char *int_end = p, *frac_end = p;
+	bool exponent = false;
 	num->is_int = true;
 	if (p < s->end && *p == '.') {
 		num->is_int = false;
@@ -152,9 +154,11 @@ scan_number(struct scan *s, struct number *num)
 			return DEFER;
 		while (p < s->end && is_digit(*p))
 			p++;
+		frac_end = p;
 	}
 	if (p < s->end && (*p == 'e' || *p == 'E')) {
 		num->is_int = false;
+		exponent = true;
 		p++;
 		if (p < s->end && (*p == '+' || *p == '-'))
 			p++;
@@ -173,6 +177,25 @@ scan_number(struct scan *s, struct number *num)
 		s->p = p;
 		return 0;
 	}
+#if FLT_EVAL_METHOD == 0
+	if (!num->is_int && !exponent && frac_end - start - neg - 1 <= 15) {
+		/*
+		 * At most 15 digits and no exponent: the digits as an integer and the power of
+		 * ten are both exact doubles, so one IEEE division rounds correctly, to the
+		 * double strtod returns (Clinger's fast path).
+		 */
+		static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+					       1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+		int64_t m = 0;
+		for (const unsigned char *q = start + neg; q < frac_end; q++)
+			if (*q != '.')
+				m = m * 10 + (*q - '0');
+		double d = (double)m / pow10[frac_end - int_end - 1];
+		num->d = neg ? -d : d;
+		s->p = p;
+		return 0;
+	}
+#endif
 	char buf[64], *endp;
 	if (len >= sizeof(buf))
 		return DEFER;
