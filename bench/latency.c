@@ -70,11 +70,18 @@ produce(rd_kafka_t *p, const char *prefix, long seq)
 	int vl = snprintf(value, sizeof(value),
 			  "{\"account\": \"%s\", \"amount\": 150.25, \"country\": \"US\"}", key);
 
+	rd_kafka_vu_t vu[] = {
+		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = IN_TOPIC},
+		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {key, (size_t)kl}},
+		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, (size_t)vl}},
+	};
+
 	for (;;) {
-		rd_kafka_resp_err_t err = rd_kafka_producev(
-			p, RD_KAFKA_V_TOPIC(IN_TOPIC), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-			RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(value, (size_t)vl),
-			RD_KAFKA_V_END);
+		rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
+		rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (e)
+			rd_kafka_error_destroy(e);
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 			return 0;
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
