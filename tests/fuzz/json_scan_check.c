@@ -7,8 +7,8 @@
 #include <agent/error.h>
 #include <agent/record.h>
 
-#include "../../libagent/src/internal.h"
-#include "../../libagent/src/json_scan.h"
+#include "internal.h"
+#include "json_scan.h"
 #include "json_scan_check.h"
 
 #define CHECK(cond) \
