@@ -1024,6 +1024,12 @@ ag__tables_cycle_end(struct ag__worker *w)
 }
 
 void
+ag__tables_cycle_abort(struct ag__worker *w)
+{
+	cycle_ops_free(&w->tables->cycle);
+}
+
+void
 ag__tables_delivered(struct ag__worker *w, const rd_kafka_message_t *m)
 {
 	for (size_t i = 0; i < w->app->ntables; i++) {

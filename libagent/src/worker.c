@@ -13,7 +13,9 @@
  * every message produced so far is delivered (producer sequence numbers tracked like
  * offsets), write table entries and changelog positions to LMDB in one transaction, and
  * only then commit the consumer offsets. A crash anywhere in between replays events but
- * loses none.
+ * loses none. With processing_guarantee=exactly_once the cycle first holds every agent and
+ * timer at a safe point, and the offsets go into the cycle's Kafka transaction with
+ * everything produced since the last one; LMDB is written after the commit (txn.c).
  *
  * SIGINT/SIGTERM (or ag_app_stop) stop consumption; agents finish the event in hand and
  * get AG_EOF; a final cycle commits; the consumer leaves the group; every handle closes.
@@ -30,6 +32,7 @@
 
 #include "kafka.h"
 #include "admin.h"
+#include "txn.h"
 #include "worker.h"
 
 volatile sig_atomic_t ag__stop_signal;
@@ -379,6 +382,10 @@ after_work(struct ag__worker *w)
 			close_handles(w);
 		return;
 	}
+	if (w->cycle_quiet && ag__agents_quiet(w)) {
+		cycle_check(w); /* calls after_work again once the cycle is done */
+		return;
+	}
 	if (w->stopping && !w->cycle_active && ag__agents_all_done(w)) {
 		if (w->final_cycle) {
 			begin_close(w);
@@ -451,7 +458,27 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 				rd_kafka_err2str(m->err));
 		return;
 	}
-	if (m->err) {
+	if (m->err && w->app->exactly_once) {
+		/*
+		 * The transaction this message belongs to cannot commit: the cycle aborts it and
+		 * the events since the last commit are processed again (a purged message of an
+		 * aborted transaction is not news).
+		 */
+		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+			w->failed_deliveries++;
+			ag__log(w->app, AG_LOG_WARN,
+				"could not deliver a message to %s[%d]: %s; this cycle's "
+				"transaction "
+				"is aborted and its events are processed again",
+				rd_kafka_topic_name(m->rkt), (int)m->partition,
+				rd_kafka_err2str(m->err));
+		}
+		if (w->txn_open && !w->txn_failed) {
+			w->txn_failed = 1;
+			ag__worker_commit_soon(w);
+		}
+	} else if (m->err) {
 		/*
 		 * librdkafka retries for ever (message.timeout.ms=0), so this is a permanent
 		 * refusal (too large, unknown topic, not authorized). Committing past the event
@@ -494,6 +521,11 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 {
 	if (w->closing)
 		return AG_ESTOPPED;
+	if (w->txn_failed) {
+		/* Its transaction is aborted anyway: the event is processed again after it. */
+		w->txn_dropped++;
+		return 0;
+	}
 	if (!topic->rkt && !(topic->rkt = producer_rkt(w, topic)))
 		return ag__kafka_err(rd_kafka_last_error());
 	if (partition < 0 && key && key->ptr)
@@ -559,13 +591,10 @@ ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 
 /* ---- commit cycle ---- */
 
+/* Takes the cycle's offsets and sends the dirty table entries to their changelogs. */
 static void
-cycle_start(struct ag__worker *w)
+cycle_take(struct ag__worker *w)
 {
-	if (w->cycle_active) {
-		w->cycle_again = 1;
-		return;
-	}
 	rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
 	for (size_t i = 0; i < w->app->ntopics; i++) {
 		struct ag_topic *t = w->app->topics[i];
@@ -584,10 +613,146 @@ cycle_start(struct ag__worker *w)
 	if (rc < 0)
 		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
 	w->cycle->offsets = offs;
+	w->cycle_seq = w->next_seq;
+}
+
+static void
+cycle_start(struct ag__worker *w)
+{
+	if (w->cycle_active) {
+		w->cycle_again = 1;
+		return;
+	}
 	w->cycle_active = 1;
 	w->cycle_start_ns = ag__now_ns();
-	w->cycle_seq = w->next_seq;
+	if (w->app->exactly_once) {
+		/* The offsets are taken once every agent is held at a safe point. */
+		w->txn_hold = 1;
+		w->cycle_quiet = 1;
+	} else {
+		cycle_take(w);
+	}
 	cycle_check(w);
+}
+
+/*
+ * exactly_once, after an aborted transaction: every assigned partition goes back to its
+ * committed offset, as if it were revoked and assigned again. Buffered and held events are
+ * dropped unacked, the tables' cached entries are dropped and restored from LMDB and the
+ * changelog's committed tail, and the consumer fetches from the committed offsets again.
+ */
+static void
+rewind_assigned(struct ag__worker *w)
+{
+	w->rewinds++;
+	ag__agents_rewind(w);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		struct ag_topic *t = w->app->topics[i];
+		for (int p = 0; t->parts && p < t->partitions; p++) {
+			struct ag__tpart *tp = &t->parts[p];
+			if (!tp->assigned)
+				continue;
+			rd_kafka_topic_partition_list_add(l, t->name, p);
+			tpart_drop_buffer(tp);
+			tp->ready = 0;
+			tp->have_pos = 0;
+			tp->paused = 0;
+			tp->committed = -1;
+			tp->at_eof = 0;
+			tpart_acks_reset(tp, 0);
+			ag__fwd_set(tp, NULL, 0);
+			ag__tables_revoke(w, tp);
+		}
+	}
+	rd_kafka_resp_err_t err = rd_kafka_assign(w->consumer, NULL);
+	for (int i = 0; i < l->cnt; i++) {
+		struct ag__tpart *tp = find_tpart(w, l->elems[i].topic, l->elems[i].partition);
+		if (tp->revoking)
+			continue; /* given up after this cycle: finish_revoke */
+		ag__wm_assigned(tp);
+		ag__tables_assign(w, tp);
+	}
+	if (!err)
+		err = rd_kafka_assign(w->consumer, l);
+	if (err) {
+		ag__log(w->app, AG_LOG_ERROR,
+			"cannot go back to the committed offsets after an abort: %s; the worker "
+			"stops",
+			rd_kafka_err2str(err));
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+	}
+	ag__log(w->app, AG_LOG_WARN,
+		"transaction aborted (%llu so far): %d partitions went back to their committed "
+		"offsets; their events are processed again",
+		(unsigned long long)w->txn_aborts, l->cnt);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Aborted transactions in a row after which the worker gives up (the cause persists). */
+#define TXN_ABORTS_MAX 10
+
+/* exactly_once: ends the cycle's transaction; LMDB follows only a commit. */
+static void
+cycle_end_txn(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs)
+{
+	if (w->no_commit || w->closing) {
+		if (w->no_commit)
+			ag__log(w->app, AG_LOG_WARN,
+				"not committing: the transaction cannot commit");
+		return;
+	}
+	/* An idle worker still commits now and then: web announcements are in the txn too. */
+	int due = offs->cnt > 0 || w->next_seq != w->txn_seq || w->txn_failed ||
+		  ag__now_ns() - w->txn_begin_ns > 10ull * 1000000000u;
+	if (!due)
+		return;
+	enum ag__txn_outcome o = ag__txn_end(w, offs, w->txn_failed);
+	w->txn_failed = 0;
+	if (o == AG__TXN_COMMITTED) {
+		w->txn_aborts_in_row = 0;
+		int rc = ag__tables_cycle_end(w);
+		if (rc < 0) {
+			ag__log(w->app, AG_LOG_ERROR,
+				"table changes could not be stored (%s); they are committed in the "
+				"changelog, and the worker stops: free disk space or check the "
+				"data "
+				"dir, then restart (the changelog's tail is restored)",
+				ag_strerror(rc));
+			w->no_commit = 1;
+			w->exit_status = 1;
+			ag_app_stop(w->app);
+		}
+		for (int i = 0; i < offs->cnt; i++) {
+			struct ag__tpart *tp =
+				find_tpart(w, offs->elems[i].topic, offs->elems[i].partition);
+			if (tp)
+				tp->committed = offs->elems[i].offset;
+		}
+		if (offs->cnt && w->broker.kind == AG__BROKER_KAFKA)
+			ag__admin_purge(w, offs);
+		return;
+	}
+	ag__tables_cycle_abort(w);
+	if (o == AG__TXN_FATAL) {
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+		return;
+	}
+	rewind_assigned(w);
+	if (++w->txn_aborts_in_row >= TXN_ABORTS_MAX) {
+		ag__log(w->app, AG_LOG_ERROR,
+			"%u transactions in a row were aborted; the worker stops without "
+			"committing "
+			"(fix the cause logged above and restart: the events are processed again)",
+			w->txn_aborts_in_row);
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+	}
 }
 
 static void
@@ -622,12 +787,20 @@ cycle_check(struct ag__worker *w)
 {
 	if (!w->cycle_active)
 		return;
+	if (w->cycle_quiet) {
+		if (!ag__agents_quiet(w))
+			return;
+		w->cycle_quiet = 0;
+		cycle_take(w);
+	}
 	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq)
 		return;
 	rd_kafka_topic_partition_list_t *offs = w->cycle->offsets;
 	w->cycle->offsets = NULL;
-	int rc = w->no_commit ? 0 : ag__tables_cycle_end(w);
-	if (w->no_commit) {
+	int rc = w->no_commit || w->app->exactly_once ? 0 : ag__tables_cycle_end(w);
+	if (w->app->exactly_once) {
+		cycle_end_txn(w, offs);
+	} else if (w->no_commit) {
 		ag__log(w->app, AG_LOG_WARN, "not committing: a message could not be delivered");
 	} else if (rc < 0) {
 		ag__log(w->app, AG_LOG_ERROR,
@@ -651,6 +824,12 @@ cycle_check(struct ag__worker *w)
 	rd_kafka_topic_partition_list_destroy(offs);
 	w->cycle_active = 0;
 	ag__hist_observe(&w->commit_hist, (ag__now_ns() - w->cycle_start_ns) / 1000u);
+	if (w->txn_hold) {
+		w->txn_hold = 0;
+		ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
+		ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
+		ag__agents_wake_all(w, AG__AGENT_WAIT_TIMER);
+	}
 	if (w->cycle_again) {
 		w->cycle_again = 0;
 		cycle_start(w);
@@ -842,6 +1021,8 @@ on_signal(uv_signal_t *h, int signum)
 			rd_kafka_topic_partition_list_destroy(w->cycle->offsets);
 		w->cycle->offsets = NULL;
 		w->cycle_active = 0;
+		w->cycle_quiet = 0;
+		w->txn_hold = 0;
 		w->unassign_pending = 0;
 		begin_close(w);
 		return;
@@ -969,7 +1150,7 @@ clients_open(struct ag__worker *w)
 	if (w->broker.kind == AG__BROKER_KAFKA &&
 	    ag__kafka_instance_id(w->app, instance, sizeof(instance)) < 0)
 		return -ENAMETOOLONG;
-	const struct ag__kv consumer_conf[] = {
+	struct ag__kv consumer_conf[8 + AG__TXN_CONF_MAX] = {
 		/* Static membership on Kafka: a restarted worker takes its partitions back. */
 		{"group.instance.id", instance},
 		{"group.id", w->app->id},
@@ -980,30 +1161,31 @@ clients_open(struct ag__worker *w)
 		{"partition.assignment.strategy", "range"},
 		{"queued.max.messages.kbytes", "16384"},
 	};
-	const struct ag__kv producer_conf[] = {
+	struct ag__kv producer_conf[5 + AG__TXN_CONF_MAX] = {
 		{"linger.ms", "5"},
 		{"enable.idempotence", "true"},
 		{"message.timeout.ms", "0"},
 		{"queue.buffering.max.messages", "200000"},
 		{"batch.num.messages", "10000"},
 	};
-	const struct ag__kv restorer_conf[] = {
+	struct ag__kv restorer_conf[5 + AG__TXN_CONF_MAX] = {
 		{"group.id", group_restore},           {"enable.auto.commit", "false"},
 		{"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
 		{"enable.partition.eof", "true"},
 	};
+	/* exactly_once: the transactional.id and read_committed (txn.c) */
+	size_t nc = 8 + ag__txn_conf(w, RD_KAFKA_CONSUMER, consumer_conf + 8);
+	size_t np = 5 + ag__txn_conf(w, RD_KAFKA_PRODUCER, producer_conf + 5);
+	size_t nr = 5 + ag__txn_conf(w, RD_KAFKA_CONSUMER, restorer_conf + 5);
 	size_t skip = *instance ? 0 : 1; /* the mock: no static membership */
 	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app,
-			       consumer_conf + skip, AG__ARRAY_SIZE(consumer_conf) - skip, w, err,
-			       sizeof(err));
+			       consumer_conf + skip, nc - skip, w, err, sizeof(err));
 	if (rc == 0)
 		rc = ag__kafka_new(&w->producer, RD_KAFKA_PRODUCER, &w->broker, w->app,
-				   producer_conf, AG__ARRAY_SIZE(producer_conf), w, err,
-				   sizeof(err));
+				   producer_conf, np, w, err, sizeof(err));
 	if (rc == 0)
 		rc = ag__kafka_new(&w->restorer, RD_KAFKA_CONSUMER, &w->broker, w->app,
-				   restorer_conf, AG__ARRAY_SIZE(restorer_conf), w, err,
-				   sizeof(err));
+				   restorer_conf, nr, w, err, sizeof(err));
 	if (rc < 0) {
 		ag__log(w->app, AG_LOG_ERROR, "cannot create Kafka clients: %s", err);
 		return rc;
@@ -1058,6 +1240,13 @@ clients_close(struct ag__worker *w)
 		rd_kafka_destroy_flags(w->restorer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	if (w->consumer)
 		rd_kafka_destroy_flags(w->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (w->producer && w->txn_open) {
+		/* Not committed: nothing of it may become visible. */
+		rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, 5000);
+		if (e)
+			rd_kafka_error_destroy(e);
+		w->txn_open = 0;
+	}
 	if (w->producer) {
 		rd_kafka_flush(w->producer, 5000);
 		rd_kafka_destroy(w->producer);
@@ -1141,6 +1330,8 @@ ag__worker_run(struct ag_app *app)
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out_store;
 	}
+	if ((rc = ag__txn_check_broker(w)) < 0)
+		goto out_broker;
 	w->broker.wait = 1e9; /* a worker waits for its broker as long as it takes */
 	if ((rc = ag__broker_ensure_topics(&w->broker, app, err, sizeof(err))) < 0) {
 		if (rc == AG_ESTOPPED) {
@@ -1155,8 +1346,8 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = uv_loop_init(&w->loop)) < 0)
 		goto out_broker;
 	app->worker = w;
-	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0 ||
-	    (rc = ag__flow_open(w)) < 0 || (rc = ag__wm_open(w)) < 0)
+	if ((rc = clients_open(w)) < 0 || (rc = ag__txn_open(w)) < 0 ||
+	    (rc = handles_open(w)) < 0 || (rc = ag__flow_open(w)) < 0 || (rc = ag__wm_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
 	    (rc = ag__agents_start(w)) < 0 || (rc = ag__agents_replies_open(w)) < 0 ||
@@ -1184,12 +1375,14 @@ ag__worker_run(struct ag_app *app)
 	ag__log(app, AG_LOG_INFO,
 		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
 		"forward_waits=%llu forward_duplicates=%llu paused=%llu resumed=%llu "
-		"buffer_peak=%u late_events=%llu watermark_heartbeats=%llu",
+		"buffer_peak=%u late_events=%llu watermark_heartbeats=%llu txn_commits=%llu "
+		"txn_aborts=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
 		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits,
 		(unsigned long long)w->fwd_duplicates, (unsigned long long)w->pauses,
 		(unsigned long long)w->resumes, w->buffer_peak, (unsigned long long)w->late_events,
-		(unsigned long long)w->wm_heartbeats);
+		(unsigned long long)w->wm_heartbeats, (unsigned long long)w->txn_commits,
+		(unsigned long long)w->txn_aborts);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		char line[256];
