@@ -434,6 +434,8 @@ on_producer(uv_poll_t *h, int status, int events)
 		w->send_waiters = 0;
 		ag__agents_wake_all(w, AG__AGENT_WAIT_SEND);
 	}
+	if (w->txn_failed)
+		ag__worker_commit_soon(w); /* the abort (dr_cb) */
 	cycle_check(w);
 	after_work(w);
 }
@@ -460,23 +462,28 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	}
 	if (m->err && w->app->exactly_once) {
 		/*
-		 * The transaction this message belongs to cannot commit: the cycle aborts it and
-		 * the events since the last commit are processed again (a purged message of an
-		 * aborted transaction is not news).
+		 * The transaction this message belongs to cannot commit: the cycle aborts it at
+		 * once (the messages still queued are purged with it, not waited for) and the
+		 * events since the last commit are processed again. A purged message is part of
+		 * an aborted transaction: not news.
 		 */
 		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
 		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
 			w->failed_deliveries++;
-			ag__log(w->app, AG_LOG_WARN,
-				"could not deliver a message to %s[%d]: %s; this cycle's "
-				"transaction "
-				"is aborted and its events are processed again",
-				rd_kafka_topic_name(m->rkt), (int)m->partition,
-				rd_kafka_err2str(m->err));
-		}
-		if (w->txn_open && !w->txn_failed) {
-			w->txn_failed = 1;
-			ag__worker_commit_soon(w);
+			if (w->txn_open && !w->txn_failed) {
+				ag__log(w->app, AG_LOG_WARN,
+					"could not deliver a message to %s[%d]: %s; this cycle's "
+					"transaction is aborted and its events are processed again",
+					rd_kafka_topic_name(m->rkt), (int)m->partition,
+					rd_kafka_err2str(m->err));
+				w->txn_failed = 1;
+				/*
+				 * Sends are dropped from now on: agents waiting for room go on.
+				 * on_producer starts the cycle once this poll is over: the abort
+				 * must serve the other delivery reports, not run inside one.
+				 */
+				ag__agents_wake_all(w, AG__AGENT_WAIT_SEND);
+			}
 		}
 	} else if (m->err) {
 		/*
@@ -561,6 +568,12 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 			err = rd_kafka_error_code(e);
 			rd_kafka_error_destroy(e);
 		}
+	}
+	if (err == RD_KAFKA_RESP_ERR__STATE && w->app->exactly_once) {
+		/* The transaction failed (its delivery report is on its way): it is aborted. */
+		w->txn_failed = 1;
+		w->txn_dropped++;
+		return 0;
 	}
 	if (err) {
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -793,7 +806,8 @@ cycle_check(struct ag__worker *w)
 		w->cycle_quiet = 0;
 		cycle_take(w);
 	}
-	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq)
+	/* A failed transaction is aborted without waiting: the abort purges what is queued. */
+	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq && !w->txn_failed)
 		return;
 	rd_kafka_topic_partition_list_t *offs = w->cycle->offsets;
 	w->cycle->offsets = NULL;
