@@ -112,25 +112,22 @@ produce_flush(void)
 static pid_t
 start_worker(ag_app_setup_fn setup, const char *id, int generation)
 {
+	/* FAUSTC_EOS_GUARANTEE=at_least_once shows what the checks catch without transactions. */
+	const char *guarantee = getenv("FAUSTC_EOS_GUARANTEE");
+	if (!guarantee)
+		guarantee = "exactly_once";
 	char dir[300], name[64], d[64];
 	snprintf(d, sizeof(d), "%s-data", id);
 	path_in(dir, sizeof(dir), d);
 	snprintf(name, sizeof(name), "%s-%d", id, generation);
 	/* --broker given: spawn does not empty the cluster for a restart. */
-	const char *const args[] = {"worker",
-				    "--broker",
-				    kafka_url,
-				    "--datadir",
-				    dir,
-				    "--worker-id",
-				    id,
-				    "--processing-guarantee",
-				    "exactly_once",
-				    "--commit-interval",
-				    "0.3",
-				    "--no-web",
-				    "-l",
-				    "info",
+	const char *const args[] = {"worker",  "--broker",
+				    kafka_url, "--datadir",
+				    dir,       "--worker-id",
+				    id,        "--processing-guarantee",
+				    guarantee, "--commit-interval",
+				    "0.3",     "--no-web",
+				    "-l",      "info",
 				    NULL};
 	return spawn(name, setup, args);
 }
@@ -339,7 +336,8 @@ part_withdrawals(void)
 	int kills = 0;
 	for (int from = 0; from < n; from += batch) {
 		produce_withdrawals(from, from + batch < n ? from + batch : n);
-		usleep((useconds_t)(300 + rand() % 1200) * 1000);
+		/* Within a commit interval or two of the batch: outputs out, offsets not yet. */
+		usleep((useconds_t)(rand() % 500) * 1000);
 		if (kills < kills_wanted) {
 			int x = rand() % 2;
 			kill(w[x], SIGKILL);
@@ -348,6 +346,7 @@ part_withdrawals(void)
 			usleep((useconds_t)(rand() % 500) * 1000);
 			w[x] = start_worker(withdrawals_setup, ids[x], ++generation[x]);
 		}
+		usleep((useconds_t)(500 + rand() % 1000) * 1000);
 	}
 	printf("# %d SIGKILLs while %d withdrawals streamed in\n", kills, n);
 	settle_and_check(w, 2, "after the kills", 1);
@@ -384,14 +383,33 @@ part_zombie(void)
 {
 	pid_t a = start_worker(withdrawals_setup, "za", 0);
 	pid_t b = start_worker(withdrawals_setup, "zb", 0);
+	/* Both in the group, each with partitions, for two seconds in a row. */
+	uint64_t t0 = now_ms();
+	int steady = 0;
+	while (steady < 10 && now_ms() - t0 < 90000) {
+		int both = 1;
+		const char *logs[2] = {"za-0.log", "zb-0.log"};
+		for (int x = 0; x < 2; x++)
+			both = both &&
+			       count_in_log(logs[x], "partitions assigned: withdrawals[") >
+				       count_in_log(logs[x], "partitions revoked: withdrawals[");
+		steady = both ? steady + 1 : 0;
+		usleep(200 * 1000);
+	}
+	ok(steady == 10, "both workers hold partitions of withdrawals");
 	produce_withdrawals(0, 400);
 	ok(wait_committed("withdrawals", "withdrawals", 8, 90000),
 	   "two workers processed and committed the first withdrawals");
 	int b_assigned = count_in_log("zb-0.log", "partitions assigned");
-	kill(a, SIGSTOP);
-	/* Events for both workers' partitions: the stopped one holds some in hand. */
+	/*
+	 * Stopped right after a batch reached the broker: it is processing its share, with
+	 * outputs in its open transaction (the commit interval is 0.3 s). Then more events
+	 * for both workers' partitions.
+	 */
 	produce_withdrawals(400, 800);
-	uint64_t t0 = now_ms();
+	kill(a, SIGSTOP);
+	produce_withdrawals(800, 1200);
+	t0 = now_ms();
 	while (count_in_log("zb-0.log", "partitions assigned") <= b_assigned &&
 	       now_ms() - t0 < 60000)
 		usleep(200 * 1000);
@@ -413,7 +431,7 @@ part_zombie(void)
 	}
 	ok(reacted,
 	   "the continued zombie's transaction was aborted or it exited saying it was fenced");
-	produce_withdrawals(800, 1200);
+	produce_withdrawals(1200, 1600);
 	settle_and_check(&a, 1, "after the zombie", 0);
 	if (kill(a, 0) == 0) {
 		ok(1, "the zombie rejoined the group and goes on");
