@@ -189,12 +189,6 @@ ag__txn_open(struct ag__worker *w)
 	return begin(w);
 }
 
-int
-ag__txn_holding(const struct ag__worker *w)
-{
-	return w->txn_hold;
-}
-
 enum ag__txn_outcome
 ag__txn_end(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs, int abort_it)
 {

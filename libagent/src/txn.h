@@ -37,9 +37,6 @@ int ag__txn_check_broker(struct ag__worker *w);
  */
 int ag__txn_open(struct ag__worker *w);
 
-/* Whether the worker holds agents and timers at their next safe point (a cycle is due). */
-int ag__txn_holding(const struct ag__worker *w);
-
 enum ag__txn_outcome {
 	AG__TXN_COMMITTED = 0,
 	AG__TXN_ABORTED, /* nothing of the cycle is visible; the caller rewinds */

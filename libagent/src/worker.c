@@ -622,9 +622,13 @@ cycle_take(struct ag__worker *w)
 				rd_kafka_topic_partition_list_add(offs, t->name, p)->offset = pos;
 		}
 	}
-	int rc = ag__tables_cycle_begin(w);
+	int rc = ag__tables_cycle_begin(w, 0);
 	if (rc < 0)
 		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
+	/* exactly_once: the transaction must hold every change of its events (cycle_check). */
+	w->cycle_flush_more = rc == 1 && w->app->exactly_once;
+	if (rc < 0 && w->app->exactly_once)
+		w->txn_failed = 1; /* committing without those changes would lose them */
 	w->cycle->offsets = offs;
 	w->cycle_seq = w->next_seq;
 }
@@ -805,6 +809,21 @@ cycle_check(struct ag__worker *w)
 			return;
 		w->cycle_quiet = 0;
 		cycle_take(w);
+	}
+	while (w->cycle_flush_more) {
+		/* The agents are held: the producer queue only drains. Send the rest. */
+		if (rd_kafka_outq_len(w->producer) > 1000)
+			return; /* on_producer looks again */
+		int rc = ag__tables_cycle_begin(w, 1);
+		w->cycle_seq = w->next_seq;
+		w->cycle_flush_more = rc == 1;
+		if (rc == 1)
+			return;
+		if (rc < 0) {
+			ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s",
+				ag_strerror(rc));
+			w->txn_failed = 1;
+		}
 	}
 	/* A failed transaction is aborted without waiting: the abort purges what is queued. */
 	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq && !w->txn_failed)

@@ -192,6 +192,7 @@ struct ag__worker {
 	int final_cycle;
 	int no_commit; /* a delivery failed for good: commit nothing more */
 	int cycle_quiet; /* exactly_once: the cycle waits until every coroutine is held */
+	int cycle_flush_more; /* exactly_once: table entries still to send in this cycle */
 
 	/* txn.c: exactly_once */
 	char txn_id[300]; /* transactional.id */
@@ -414,8 +415,12 @@ int ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp);
 void ag__tables_revoke(struct ag__worker *w, struct ag__tpart *tp);
 /* Starts and stops standby replicas to follow the partitions this worker now owns. */
 void ag__tables_standby(struct ag__worker *w);
-/* Collects dirty entries into the cycle (producing changelog records). */
-int ag__tables_cycle_begin(struct ag__worker *w);
+/*
+ * Collects dirty entries into the cycle (producing changelog records). Returns 0, 1 when
+ * the producer queue filled up before every entry was sent (the rest stays dirty; with
+ * more = 1 a later call adds them to the same cycle), or an error.
+ */
+int ag__tables_cycle_begin(struct ag__worker *w, int more);
 /* Writes the collected entries and changelog offsets to LMDB. */
 int ag__tables_cycle_end(struct ag__worker *w);
 /* The cycle's transaction was aborted: forgets the collected entries (LMDB stays). */
