@@ -211,7 +211,7 @@ if [ -n "$kafka" ]; then
 		timeout 30 kcat -b "$kafka" -C -t wordcount-out -e -q -X isolation.level=read_committed \
 			-f '%p\t%o\t%k\t%s\n' 2>/dev/null
 	}
-	committed_out | awk -F'\t' '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) print p, m[p] }' \
+	committed_out | awk -F'\t' -v OFS='\t' '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) print p, m[p] }' \
 		>"$tmp/ends.txt"
 	eos_worker() { # generation
 		start_worker "e$1" --datadir "$tmp/w1" --broker "mock://$addr" \
