@@ -287,6 +287,7 @@ part_refusal(void)
 	   "it says the embedded broker does not enforce transactions and how to run Kafka "
 	   "(scripts/kafka.sh)");
 	ok(!log_has("refused.log", "partitions assigned"), "it never joined the group");
+	check_log_clean("refused");
 	return 0;
 }
 
@@ -358,6 +359,8 @@ part_withdrawals(void)
 		char what[32];
 		snprintf(what, sizeof(what), "worker %s", ids[x]);
 		stop_child(w[x], what);
+		snprintf(name, sizeof(name), "%s-%d", ids[x], generation[x]);
+		check_log_clean(name);
 	}
 	ok(commits == 2, "both workers ran a transactional producer");
 	return 0;
@@ -440,6 +443,8 @@ part_zombie(void)
 		ok(log_has("za-0.log", "fenced"), "the zombie exited saying it was fenced");
 	}
 	stop_child(b, "the other worker");
+	check_log_clean("za-0");
+	check_log_clean("zb-0");
 	return 0;
 }
 
@@ -593,6 +598,7 @@ part_abort(void)
 	   "the worker logged the aborted transaction at warn");
 	stop_child(w, "the worker");
 	ok(!log_has("ab-0.log", "txn_aborts=0"), "its stats line counts the abort");
+	check_log_clean("ab-0");
 	return 0;
 }
 
