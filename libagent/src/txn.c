@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "admin.h"
 #include "kafka.h"
 #include "txn.h"
 #include "worker.h"
@@ -224,4 +225,116 @@ ag__txn_end(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs, int abo
 	if (o != AG__TXN_FATAL && begin(w) < 0)
 		o = AG__TXN_FATAL;
 	return o;
+}
+
+/*
+ * exactly_once, after an aborted transaction: every assigned partition goes back to its
+ * committed offset, as if it were revoked and assigned again. Buffered and held events are
+ * dropped unacked, the tables' cached entries are dropped and restored from LMDB and the
+ * changelog's committed tail, and the consumer fetches from the committed offsets again.
+ */
+static void
+rewind_assigned(struct ag__worker *w)
+{
+	w->rewinds++;
+	ag__agents_rewind(w);
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+	for (size_t i = 0; i < w->app->ntopics; i++) {
+		struct ag_topic *t = w->app->topics[i];
+		for (int p = 0; t->parts && p < t->partitions; p++) {
+			struct ag__tpart *tp = &t->parts[p];
+			if (!tp->assigned)
+				continue;
+			rd_kafka_topic_partition_list_add(l, t->name, p);
+			ag__tpart_forget(tp);
+			ag__fwd_set(tp, NULL, 0);
+			ag__tables_revoke(w, tp);
+		}
+	}
+	rd_kafka_resp_err_t err = rd_kafka_assign(w->consumer, NULL);
+	for (int i = 0; i < l->cnt; i++) {
+		struct ag__tpart *tp = ag__tpart_find(w, l->elems[i].topic, l->elems[i].partition);
+		if (tp->revoking)
+			continue; /* given up after this cycle: finish_revoke */
+		ag__wm_assigned(tp);
+		ag__tables_assign(w, tp);
+	}
+	if (!err)
+		err = rd_kafka_assign(w->consumer, l);
+	if (err) {
+		ag__log(w->app, AG_LOG_ERROR,
+			"cannot go back to the committed offsets after an abort: %s; the "
+			"worker stops",
+			rd_kafka_err2str(err));
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+	}
+	ag__log(w->app, AG_LOG_WARN,
+		"transaction aborted (%llu so far): %d partitions went back to their committed "
+		"offsets; their events are processed again",
+		(unsigned long long)w->txn_aborts, l->cnt);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Aborted transactions in a row after which the worker gives up (the cause persists). */
+#define TXN_ABORTS_MAX 10
+
+void
+ag__txn_cycle_end(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs)
+{
+	if (w->no_commit || w->closing) {
+		if (w->no_commit)
+			ag__log(w->app, AG_LOG_WARN,
+				"not committing: the transaction cannot commit");
+		return;
+	}
+	/* An idle worker still commits now and then: web announcements are in the txn too. */
+	int due = offs->cnt > 0 || w->next_seq != w->txn_seq || w->txn_failed ||
+		  ag__now_ns() - w->txn_begin_ns > 10ull * 1000000000u;
+	if (!due)
+		return;
+	enum ag__txn_outcome o = ag__txn_end(w, offs, w->txn_failed);
+	w->txn_failed = 0;
+	if (o == AG__TXN_COMMITTED) {
+		w->txn_aborts_in_row = 0;
+		int rc = ag__tables_cycle_end(w);
+		if (rc < 0) {
+			ag__log(w->app, AG_LOG_ERROR,
+				"table changes could not be stored (%s); they are committed in "
+				"the changelog, and the worker stops: free disk space or check "
+				"the data dir, then restart (the changelog's tail is restored)",
+				ag_strerror(rc));
+			w->no_commit = 1;
+			w->exit_status = 1;
+			ag_app_stop(w->app);
+		}
+		for (int i = 0; i < offs->cnt; i++) {
+			struct ag__tpart *tp =
+				ag__tpart_find(w, offs->elems[i].topic, offs->elems[i].partition);
+			if (tp)
+				tp->committed = offs->elems[i].offset;
+		}
+		if (offs->cnt && w->broker.kind == AG__BROKER_KAFKA)
+			ag__admin_purge(w, offs);
+		return;
+	}
+	ag__tables_cycle_abort(w);
+	if (o == AG__TXN_FATAL) {
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+		return;
+	}
+	rewind_assigned(w);
+	if (++w->txn_aborts_in_row >= TXN_ABORTS_MAX) {
+		ag__log(w->app, AG_LOG_ERROR,
+			"%u transactions in a row were aborted; the worker stops without "
+			"committing (fix the cause logged above and restart: the events are "
+			"processed again)",
+			w->txn_aborts_in_row);
+		w->no_commit = 1;
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+	}
 }

@@ -52,4 +52,13 @@ enum ag__txn_outcome {
 enum ag__txn_outcome ag__txn_end(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs,
 				 int abort_it);
 
+/*
+ * The end of an exactly_once commit cycle whose deliveries are done: commits the
+ * transaction with offs (or aborts it when a delivery failed) unless nothing is due; after
+ * a commit writes the cycle's table entries to LMDB; after an abort sends every assigned
+ * partition back to its committed offset; after a fatal error stops the worker. offs stays
+ * the caller's.
+ */
+void ag__txn_cycle_end(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs);
+
 #endif

@@ -407,6 +407,11 @@ void ag__web_peer(struct ag__worker *w, const rd_kafka_message_t *m);
 /* window.c: logs a windowed table's late events at exit (warn) when there were any. */
 void ag__window_report(const struct ag_table *t);
 
+/* worker.c: a partition of a source topic by name, or NULL */
+struct ag__tpart *ag__tpart_find(struct ag__worker *w, const char *topic, int32_t partition);
+/* Drops a partition's buffered events and position: it is fetched again from its commit. */
+void ag__tpart_forget(struct ag__tpart *tp);
+
 /* table.c */
 int ag__tables_open(struct ag__worker *w);
 void ag__tables_close(struct ag__worker *w);
