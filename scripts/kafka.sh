@@ -166,7 +166,7 @@ start() {
 			message.max.bytes=16777216
 			log.retention.ms=-1
 		EOF
-		"${java_cmd[@]}" -Dfaustc.log="$dir/format-$i.log" kafka.tools.StorageTool format --ignore-formatted -t "$id" \
+		"${java_cmd[@]}" -Dfaustc.log="$dir/format-$i.log" kafka.tools.StorageTool format --ignore-formatted --cluster-id="$id" \
 			-c "$dir/broker-$i.properties" >"$dir/format-$i.out" 2>&1 ||
 			die "formatting broker $i failed (see $dir/format-$i.out and .log)"
 	done

@@ -915,14 +915,15 @@ flush_window_state(struct ag__worker *w, struct ag_table *t, int32_t p)
 }
 
 int
-ag__tables_cycle_begin(struct ag__worker *w)
+ag__tables_cycle_begin(struct ag__worker *w, int more)
 {
 	struct opbuf *ts = &w->tables->cycle;
 	int rc = 0;
-	cycle_ops_free(ts);
+	if (!more)
+		cycle_ops_free(ts);
 	for (size_t i = 0; i < w->app->ntables; i++) {
 		struct ag_table *t = w->app->tables[i];
-		if ((rc = ttl_sweep(w, t)) < 0)
+		if (!more && (rc = ttl_sweep(w, t)) < 0)
 			ag__log(w->app, AG_LOG_WARN, "table %s: expiring keys failed: %s", t->name,
 				ag_strerror(rc));
 		for (int p = 0; p < t->changelog->partitions; p++) {
@@ -964,7 +965,7 @@ out:
 			}
 		}
 	}
-	return rc == -ENOBUFS ? 0 : rc;
+	return rc == -ENOBUFS ? 1 : rc;
 }
 
 int
@@ -1021,6 +1022,12 @@ ag__tables_cycle_end(struct ag__worker *w)
 	}
 	cycle_ops_free(ts);
 	return rc;
+}
+
+void
+ag__tables_cycle_abort(struct ag__worker *w)
+{
+	cycle_ops_free(&w->tables->cycle);
 }
 
 void
