@@ -56,33 +56,60 @@ user_of(int i)
 	return (i * 7) % USERS;
 }
 
+/* Produces withdrawal i (its user as the key, its Kafka timestamp) and counts it in its window. */
+static void
+produce_withdrawal(rd_kafka_t *p, int i)
+{
+	char user[16], value[160];
+	int c = (i / 3) % NCOUNTRY;
+	snprintf(user, sizeof(user), "u%d", user_of(i));
+	snprintf(value, sizeof(value), "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}",
+		 user, countries[c], amount_of(i));
+	int64_t ts = T0 + (int64_t)i * STEP_MS;
+	rd_kafka_vu_t vu[] = {
+		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
+		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {user, strlen(user)}},
+		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
+		{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
+		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+	};
+	rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
+	if (e) {
+		printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
+		exit(99);
+	}
+	window_total[c][(ts - T0) / 10000] += amount_of(i);
+}
+
 static void
 produce_withdrawals(int from, int to)
 {
 	rd_kafka_t *p = producer_new(bootstrap);
-	for (int i = from; i < to; i++) {
-		char user[16], value[160];
-		int c = (i / 3) % NCOUNTRY;
-		snprintf(user, sizeof(user), "u%d", user_of(i));
-		snprintf(value, sizeof(value),
-			 "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}", user,
-			 countries[c], amount_of(i));
-		int64_t ts = T0 + (int64_t)i * STEP_MS;
-		rd_kafka_vu_t vu[] = {
-			{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
-			{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {user, strlen(user)}},
-			{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
-			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
-			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
-		};
-		rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
-		if (e) {
-			printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
-			exit(99);
-		}
-		window_total[c][(ts - T0) / 10000] += amount_of(i);
-	}
+	for (int i = from; i < to; i++)
+		produce_withdrawal(p, i);
 	producer_close(p, "a batch of withdrawals");
+	produced = to;
+}
+
+/*
+ * Produces withdrawals from..to at a steady pace (20 every 20 ms, each group flushed) and
+ * sends SIGSTOP to stop_pid halfway: the stopped worker is in the middle of the stream,
+ * with events taken since its last commit in an open transaction.
+ */
+static void
+produce_and_stop(int from, int to, pid_t stop_pid)
+{
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = from; i < to; i++) {
+		produce_withdrawal(p, i);
+		if ((i - from) % 20 == 19) {
+			rd_kafka_flush(p, 5000);
+			usleep(20 * 1000);
+		}
+		if (i == from + (to - from) / 2)
+			kill(stop_pid, SIGSTOP);
+	}
+	producer_close(p, "withdrawals around the SIGSTOP");
 	produced = to;
 }
 
@@ -405,12 +432,11 @@ part_zombie(void)
 	   "two workers processed and committed the first withdrawals");
 	int b_assigned = count_in_log("zb-0.log", "partitions assigned");
 	/*
-	 * Stopped right after a batch reached the broker: it is processing its share, with
-	 * outputs in its open transaction (the commit interval is 0.3 s). Then more events
-	 * for both workers' partitions.
+	 * Stopped in the middle of a steady stream: it is processing its share, with outputs
+	 * in its open transaction (the commit interval is 0.3 s). Then more events for both
+	 * workers' partitions.
 	 */
-	produce_withdrawals(400, 800);
-	kill(a, SIGSTOP);
+	produce_and_stop(400, 800, a);
 	produce_withdrawals(800, 1200);
 	t0 = now_ms();
 	while (count_in_log("zb-0.log", "partitions assigned") <= b_assigned &&
