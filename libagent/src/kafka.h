@@ -19,6 +19,14 @@ int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, 
  */
 int ag__kafka_instance_id(const struct ag_app *app, char *buf, size_t cap);
 
+/*
+ * Whether a client of this type uses the librdkafka property `name`, by librdkafka's own
+ * property table (its C/P column: consumer, producer, both). A producer given a consumer
+ * property only warns (CONFWARN) and ignores it, so kafka.* options go to the clients that
+ * use them. A name the table lacks counts as used (rd_kafka_conf_set then judges it).
+ */
+int ag__kafka_prop_applies(const char *name, rd_kafka_type_t type);
+
 /* rd_kafka_new that frees conf on failure. */
 int ag__kafka_create(rd_kafka_t **out, rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
 		     size_t errlen);
