@@ -239,6 +239,22 @@ pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
 		w->pauses == 1 ? "; further pauses and resumes are counted in the stats line" : "");
 }
 
+/* Traffic from a broker: after an outage, says that it is over. */
+static void
+broker_ok(struct ag__worker *w)
+{
+	if (!w->brokers_down)
+		return;
+	w->brokers_down = 0;
+	ag__log(w->app, AG_LOG_WARN,
+		"broker %s reachable again after %.1f s (%llu connection errors not logged); "
+		"processing resumes",
+		w->broker.bootstrap, (double)(ag__now_ns() - w->down_ns) / 1e9,
+		(unsigned long long)w->errors_repeated);
+	w->last_err = 0;
+	w->errors_repeated = 0;
+}
+
 static void
 dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 {
@@ -271,7 +287,7 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 	tp->at_eof = 0;
 	tp->received++;
 	tp->last_offset = m->offset;
-	w->brokers_down = 0;
+	broker_ok(w);
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
 	uint32_t most = ag__tpart_most(tp);
@@ -468,7 +484,7 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		ag_app_stop(w->app);
 	} else {
 		ag__tables_delivered(w, m);
-		w->brokers_down = 0;
+		broker_ok(w);
 	}
 	ag__flow_delivered(m);
 	ag__acks_ack(&w->delivered, (int64_t)seq);
@@ -688,6 +704,8 @@ offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 		ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
 	else if (!err && offs && w->broker.kind == AG__BROKER_KAFKA)
 		ag__admin_purge(w, offs);
+	if (!err)
+		broker_ok(w);
 }
 
 /* ---- rebalance ---- */
@@ -771,26 +789,70 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	cycle_start(w);
 }
 
+/* A repeated librdkafka error is logged again at most this often (with its count). */
+#define ERROR_REPEAT_NS (30ull * 1000000000u)
+
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct ag__worker *w = opaque;
-	int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		w->brokers_down = 1;
-	ag__log(w->app, fatal ? AG_LOG_ERROR : AG_LOG_WARN, "kafka (%s): %s", rd_kafka_name(rk),
-		reason);
-	if (fatal) {
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		ag__log(w->app, AG_LOG_ERROR, "kafka (%s): %s", rd_kafka_name(rk), reason);
 		w->exit_status = 1;
 		ag_app_stop(w->app);
+		return;
 	}
+	/*
+	 * During an outage each of the three clients reports every failed reconnect: one
+	 * warning when it starts, then each kind of error once per 30 s with how often it
+	 * came (broker_ok() logs the end).
+	 */
+	uint64_t now = ag__now_ns();
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !w->brokers_down) {
+		w->brokers_down = 1;
+		w->down_ns = now;
+		ag__log(w->app, AG_LOG_WARN,
+			"no broker reachable at %s (%s): waiting for it; events, deliveries and "
+			"commits wait too (nothing is lost)",
+			w->broker.bootstrap, reason);
+		w->last_err = err;
+		w->last_err_ns = now;
+		w->errors_repeated = 0;
+		return;
+	}
+	int repeat = w->brokers_down || err == w->last_err; /* an outage: one kind of error */
+	if (repeat && now - w->last_err_ns < ERROR_REPEAT_NS) {
+		w->errors_repeated++;
+		return;
+	}
+	if (w->brokers_down)
+		ag__log(w->app, AG_LOG_WARN,
+			"still waiting for the broker at %s after %.0f s: %s (%llu more errors "
+			"since the last message)",
+			w->broker.bootstrap, (double)(now - w->down_ns) / 1e9, reason,
+			(unsigned long long)w->errors_repeated);
+	else if (repeat && w->errors_repeated)
+		ag__log(w->app, AG_LOG_WARN, "kafka: %s (%llu times in the last %.0f s)", reason,
+			(unsigned long long)w->errors_repeated + 1,
+			(double)(now - w->last_err_ns) / 1e9);
+	else
+		ag__log(w->app, AG_LOG_WARN, "kafka: %s", reason);
+	w->last_err = err;
+	w->last_err_ns = now;
+	w->errors_repeated = 0;
 }
 
+/*
+ * librdkafka logs each connection failure (facility FAIL) and also hands it to error_cb:
+ * error_cb logs it, the log line goes to debug.
+ */
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	struct ag__worker *w = rd_kafka_opaque(rk);
 	enum ag_log_level l = level <= 3 ? AG_LOG_ERROR : level <= 4 ? AG_LOG_WARN : AG_LOG_DEBUG;
+	if (strcmp(fac, "FAIL") == 0)
+		l = AG_LOG_DEBUG;
 	ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
 }
 
