@@ -100,6 +100,26 @@ ag__kafka_prop_applies(const char *name, rd_kafka_type_t type)
 	return 1;
 }
 
+rd_kafka_resp_err_t
+ag__kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo, int64_t *hi,
+		     int timeout_ms)
+{
+	int64_t *out[2] = {lo, hi};
+	static const int64_t spec[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; i < 2 && !err; i++) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, topic, partition)->offset = spec[i];
+		err = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+		if (!err)
+			err = l->elems[0].err;
+		if (!err)
+			*out[i] = l->elems[0].offset;
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	return err;
+}
+
 /* Kafka takes [a-zA-Z0-9._-] in a group.instance.id; anything else becomes '_'. */
 static void
 sanitize(char *s)

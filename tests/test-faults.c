@@ -1,0 +1,568 @@
+/*
+ * Broker and worker faults on a real Apache Kafka, with the withdrawals example: while
+ * withdrawals stream in, something fails; afterwards every user's last total (topic
+ * user-totals) and every closed country window (topic country-window-totals) must equal a
+ * plain recomputation of the input.
+ *
+ *   test-faults MODULE SCENARIO KAFKA_SH
+ *
+ * MODULE is build/examples/withdrawals.so, KAFKA_SH scripts/kafka.sh. Scenarios:
+ *
+ *   outage       the single broker SIGKILLed mid-stream and restarted after 10 s; during
+ *                the outage a worker started with no broker reachable says what it waits
+ *                for and exits 0 on SIGTERM, and another one joins once the broker is back
+ *   outage-short the same with a 3 s outage and a shorter stream (suite kafka)
+ *   leader       three brokers; the one leading the most partitions SIGKILLed mid-stream
+ *   storm        three workers SIGKILLed 12 times at random moments during a 60 s stream,
+ *                each restarted at once; the group must settle after the last kill
+ *
+ * outage-short runs on the cluster of FAUSTC_TEST_KAFKA, whose scripts/kafka.sh dir is
+ * FAUSTC_TEST_KAFKA_DIR (scripts/test.sh sets both), and skips without them. The others
+ * start a cluster of their own in the test's temporary directory (suite faults).
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define USERS 40
+#define NWIN_MAX 16
+#define T0 1700000000000ll /* a multiple of 10 s */
+#define STEP_MS 20 /* event i at T0 + i * STEP_MS: 50 per window of 10 s */
+#define MAX_WORKERS 5
+
+static const char *const countries[] = {"NO", "SE", "DK", "FI", "IS"};
+#define NCOUNTRY 5
+
+static ag_app_setup_fn setup;
+static const char *kafka_sh;
+static char kdir[300];
+static char bootstrap[512];
+static char url[600];
+static int nevents;
+static double user_total[USERS];
+static double window_total[NCOUNTRY][NWIN_MAX];
+static const char *const *extra_args; /* worker arguments of the scenario */
+
+static double
+amount_of(int i)
+{
+	return (double)(i % 40) * 0.25 + 1.0; /* exact in binary: sums do not round */
+}
+
+static void
+produce_range(int from, int to)
+{
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = from; i < to; i++) {
+		char user[16], value[160];
+		int u = (i * 7) % USERS, c = (i / 3) % NCOUNTRY;
+		snprintf(user, sizeof(user), "u%d", u);
+		snprintf(value, sizeof(value),
+			 "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}", user,
+			 countries[c], amount_of(i));
+		int64_t ts = T0 + (int64_t)i * STEP_MS;
+		rd_kafka_vu_t vu[] = {
+			{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
+			{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {user, strlen(user)}},
+			{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
+			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
+			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+		};
+		rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
+		if (e) {
+			printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
+			exit(99);
+		}
+		user_total[u] += amount_of(i);
+		window_total[c][(ts - T0) / 10000] += amount_of(i);
+	}
+	producer_close(p, "a batch of withdrawals");
+}
+
+/* One event per country far ahead in time: closes every window of the input. */
+static void
+produce_flush(void)
+{
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int c = 0; c < NCOUNTRY; c++) {
+		char value[128];
+		snprintf(value, sizeof(value),
+			 "{\"user\": \"flush\", \"country\": \"%s\", \"amount\": 0}", countries[c]);
+		rd_kafka_vu_t vu[] = {
+			{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
+			{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {"flush", 5}},
+			{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
+			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = T0 + 3600000},
+			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+		};
+		rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
+		if (e) {
+			printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
+			exit(99);
+		}
+	}
+	producer_close(p, "the flush events");
+}
+
+/* Runs scripts/kafka.sh with args; returns its exit status (its stderr goes to ours). */
+static int
+kafka_cmd(const char *args)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s %s --dir %s >&2", kafka_sh, args, kdir);
+	int st = system(cmd);
+	return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Starts a cluster of n brokers in h_tmp/kafka; bootstrap is set. */
+static int
+cluster_start(int n)
+{
+	char cmd[1024];
+	path_in(kdir, sizeof(kdir), "kafka");
+	snprintf(cmd, sizeof(cmd), "%s start --brokers %d --dir %s | tail -1", kafka_sh, n, kdir);
+	FILE *f = popen(cmd, "r");
+	if (!f || !fgets(bootstrap, sizeof(bootstrap), f)) {
+		if (f)
+			pclose(f);
+		return -1;
+	}
+	bootstrap[strcspn(bootstrap, "\n")] = 0;
+	return pclose(f) == 0 && bootstrap[0] ? 0 : -1;
+}
+
+static pid_t
+start_worker(const char *name, const char *datadir)
+{
+	char dir[300];
+	path_in(dir, sizeof(dir), datadir);
+	const char *args[32] = {"worker", "--broker", url,   "--datadir", dir, "--commit-interval",
+				"0.5",    "-l",       "info"};
+	int n = 9;
+	for (int i = 0; extra_args && extra_args[i] && n < 30; i++)
+		args[n++] = extra_args[i];
+	args[n] = NULL;
+	return spawn(name, setup, args);
+}
+
+static void
+worker_name(char *buf, size_t cap, int k, int generation)
+{
+	snprintf(buf, cap, "w%d-%d", k, generation);
+}
+
+static pid_t
+start_numbered(int k, int generation)
+{
+	char name[64], d[32];
+	snprintf(d, sizeof(d), "w%d-data", k);
+	worker_name(name, sizeof(name), k, generation);
+	return start_worker(name, d);
+}
+
+/* The child's log (NAME.log) holds a line with every needle; waits up to ms. */
+static const char *
+log_has(const char *name, const char *const *needles, int ms, char **text)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s.log", h_tmp, name);
+	uint64_t end = now_ms() + (uint64_t)ms;
+	for (;;) {
+		free(*text);
+		*text = slurp(path);
+		const char *line = *text ? find_line(*text, needles) : NULL;
+		if (line || now_ms() > end)
+			return line;
+		usleep(100 * 1000);
+	}
+}
+
+static void
+print_line(const char *line)
+{
+	if (line)
+		printf("#   %.*s\n", (int)strcspn(line, "\n"), line);
+}
+
+/*
+ * Waits until the group committed every withdrawal produced so far. Returns the seconds it
+ * took, or -1 after timeout_ms.
+ */
+static double
+wait_committed(int timeout_ms)
+{
+	uint64_t t0 = now_ms();
+	int64_t committed[8], high[8];
+	while (now_ms() - t0 < (uint64_t)timeout_ms) {
+		int settled = group_offsets(bootstrap, "withdrawals", "withdrawals", 8, committed,
+					    NULL, high) == 0;
+		for (int p = 0; p < 8 && settled; p++)
+			settled = committed[p] == high[p];
+		if (settled)
+			return (double)(now_ms() - t0) / 1000.0;
+		usleep(250 * 1000);
+	}
+	return -1;
+}
+
+static void
+check_users(struct coll *c)
+{
+	double last[USERS];
+	for (int u = 0; u < USERS; u++)
+		last[u] = NAN;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct msg *m = &c->m[i];
+		int u = m->key && m->key[0] == 'u' ? atoi(m->key + 1) : -1;
+		if (u >= 0 && u < USERS)
+			last[u] = h_json_num(m->value, "total");
+	}
+	int exact = 0;
+	for (int u = 0; u < USERS; u++) {
+		if (last[u] == user_total[u])
+			exact++;
+		else
+			printf("#   u%d: last total %.2f, recomputed %.2f\n", u, last[u],
+			       user_total[u]);
+	}
+	ok(exact == USERS, "every user's last total equals the recomputation (%d of %d)", exact,
+	   USERS);
+}
+
+static void
+check_windows(struct coll *c)
+{
+	int nwin = nevents * STEP_MS / 10000;
+	int seen[NCOUNTRY][NWIN_MAX] = {{0}}, wrong = 0, stray = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const char *v = c->m[i].value;
+		double start = h_json_num(v, "window_start"), end = h_json_num(v, "window_end");
+		double total = h_json_num(v, "total");
+		int c_idx = -1;
+		for (int k = 0; k < NCOUNTRY; k++) {
+			if (c->m[i].key && strcmp(c->m[i].key, countries[k]) == 0)
+				c_idx = k;
+		}
+		long w = lround((start * 1000.0 - (double)T0) / 10000.0);
+		if (c_idx < 0 || w < 0 || w >= nwin || end - start != 10.0) {
+			stray++;
+			printf("#   stray window %s\n", v);
+			continue;
+		}
+		seen[c_idx][w]++;
+		if (total != window_total[c_idx][w]) {
+			wrong++;
+			printf("#   %s [%ld]: published %.2f, recomputed %.2f\n", countries[c_idx],
+			       w, total, window_total[c_idx][w]);
+		}
+	}
+	int missing = 0, repeated = 0;
+	for (int k = 0; k < NCOUNTRY; k++) {
+		for (int w = 0; w < nwin; w++) {
+			missing += window_total[k][w] != 0 && !seen[k][w];
+			repeated += seen[k][w] > 1;
+		}
+	}
+	ok(missing == 0 && wrong == 0 && stray == 0,
+	   "every closed country window is published with the recomputed total (%d missing, "
+	   "%d wrong, %d stray)",
+	   missing, wrong, stray);
+	printf("# %d windows published more than once (closes redone after a crash)\n", repeated);
+}
+
+/* Every withdrawal committed, then the flush, then the outputs compared. */
+static void
+check_totals(void)
+{
+	double s = wait_committed(180000);
+	ok(s >= 0, "every withdrawal is processed and committed (%.1f s after the last batch)", s);
+	produce_flush();
+	struct coll users, windows;
+	coll_open(&users, bootstrap, "user-totals", 8);
+	coll_open(&windows, bootstrap, "country-window-totals", 8);
+	size_t expect_windows = 0;
+	for (int k = 0; k < NCOUNTRY; k++)
+		for (int x = 0; x < nevents * STEP_MS / 10000; x++)
+			expect_windows += window_total[k][x] != 0;
+	coll_wait(&windows, expect_windows, 60000);
+	coll_wait(&users, (size_t)nevents, 30000);
+	sleep_ticking(3000);
+	coll_poll(&users, 0);
+	coll_poll(&windows, 0);
+	printf("# %zu user totals, %zu window totals\n", users.n, windows.n);
+	check_users(&users);
+	check_windows(&windows);
+	coll_close(&users);
+	coll_close(&windows);
+}
+
+/* `faustc broker` on the cluster: creates the app's topics, then waits for SIGTERM. */
+static pid_t
+topics_create(void)
+{
+	char url_file[300], dir[300], kurl[600];
+	path_in(url_file, sizeof(url_file), "broker.url");
+	path_in(dir, sizeof(dir), "broker-data");
+	snprintf(kurl, sizeof(kurl), "kafka://%s", bootstrap);
+	const char *const args[] = {"broker",    "--broker", kurl, "--addr-file", url_file,
+				    "--datadir", dir,        "-l", "warn",        NULL};
+	pid_t pid = spawn("broker", setup, args);
+	char *u = wait_line(url_file, 120000);
+	ok(u != NULL, "the app's topics are created on %s", bootstrap);
+	if (!u) {
+		printf("# Bail out! no topics\n");
+		kill(pid, SIGKILL);
+		exit(99);
+	}
+	snprintf(url, sizeof(url), "%s", u);
+	free(u);
+	return pid;
+}
+
+static void
+stop_all(pid_t *w, int n, pid_t broker)
+{
+	for (int k = 0; k < n; k++) {
+		char what[32];
+		snprintf(what, sizeof(what), "worker %d", k);
+		stop_child(w[k], what);
+	}
+	kill(broker, SIGTERM);
+	wait_exit(broker, 30000);
+}
+
+/*
+ * The single broker killed mid-stream and restarted after outage_s. During the outage a
+ * worker with no broker reachable waits (and exits 0 on SIGTERM), another one joins later.
+ */
+static void
+scenario_outage(int outage_s, int batches, int batch)
+{
+	nevents = batches * batch;
+	pid_t broker = topics_create();
+	pid_t w[MAX_WORKERS];
+	int nw = 3;
+	for (int k = 0; k < nw; k++)
+		w[k] = start_numbered(k, 0);
+	int kill_after = batches / 2;
+	for (int b = 0; b < batches; b++) {
+		produce_range(b * batch, (b + 1) * batch);
+		if (b != kill_after - 1)
+			continue;
+		/* Processing is under way (the group formed, totals flow) when the broker dies. */
+		ok(wait_committed(120000) >= 0, "the first %d withdrawals are processed",
+		   (b + 1) * batch);
+		ok(kafka_cmd("kill --broker 1") == 0, "the broker is SIGKILLed");
+		uint64_t killed = now_ms();
+		pid_t nb = start_worker("nobroker", "nobroker-data");
+		char *text = NULL;
+		const char *line =
+			log_has("nobroker", (const char *const[]){"waiting for broker at", NULL},
+				30000, &text);
+		ok(line != NULL,
+		   "a worker started with no broker reachable says what it waits for");
+		print_line(line);
+		stop_child(nb, "the worker waiting for a broker");
+		w[nw] = start_worker("late", "late-data");
+		nw++;
+		const char *const down[] = {"WARN", "no broker reachable at", NULL};
+		line = log_has("w0-0", down, 30000, &text);
+		ok(line != NULL, "a running worker warns that the broker is down");
+		print_line(line);
+		while (now_ms() - killed < (uint64_t)outage_s * 1000)
+			usleep(100 * 1000);
+		ok(kafka_cmd("restart --broker 1") == 0, "the broker is started again after %d s",
+		   outage_s);
+		uint64_t back = now_ms();
+		double s = wait_committed(180000);
+		ok(s >= 0,
+		   "every withdrawal before the outage is committed %.1f s after the restart",
+		   s >= 0 ? (double)(now_ms() - back) / 1000.0 : -1.0);
+		const char *const joined[] = {"partitions assigned: ", "withdrawals[", NULL};
+		line = log_has("late", joined, 60000, &text);
+		ok(line != NULL, "the worker started during the outage joined the group");
+		print_line(line);
+		const char *const again[] = {"reachable again", NULL};
+		line = log_has("w0-0", again, 30000, &text);
+		ok(line != NULL, "a running worker says the broker is reachable again");
+		print_line(line);
+		free(text);
+	}
+	check_totals();
+	for (int k = 0; k < nw; k++) {
+		char name[32];
+		if (k < 3)
+			worker_name(name, sizeof(name), k, 0);
+		else
+			snprintf(name, sizeof(name), "late");
+		int st = kill(w[k], 0);
+		ok(st == 0, "%s kept running through the outage", name);
+	}
+	stop_all(w, nw, broker);
+}
+
+/* Three brokers: the one leading the most partitions killed mid-stream, not restarted. */
+static void
+scenario_leader(void)
+{
+	int batches = 8, batch = 250;
+	nevents = batches * batch;
+	pid_t broker = topics_create();
+	pid_t w[3];
+	for (int k = 0; k < 3; k++)
+		w[k] = start_numbered(k, 0);
+	for (int b = 0; b < batches; b++) {
+		produce_range(b * batch, (b + 1) * batch);
+		if (b != 2)
+			continue;
+		ok(wait_committed(120000) >= 0, "the first %d withdrawals are processed",
+		   (b + 1) * batch);
+		char cmd[1024], leader[16] = "";
+		snprintf(cmd, sizeof(cmd), "%s leader --dir %s", kafka_sh, kdir);
+		FILE *f = popen(cmd, "r");
+		if (f && fgets(leader, sizeof(leader), f))
+			leader[strcspn(leader, "\n")] = 0;
+		if (f)
+			pclose(f);
+		ok(atoi(leader) >= 1 && atoi(leader) <= 3, "broker %s leads the most partitions",
+		   leader);
+		snprintf(cmd, sizeof(cmd), "kill --broker %d", atoi(leader) ? atoi(leader) : 1);
+		ok(kafka_cmd(cmd) == 0, "broker %s is SIGKILLed", leader);
+		uint64_t t0 = now_ms();
+		produce_range((b + 1) * batch, (b + 2) * batch);
+		b++;
+		double s = wait_committed(180000);
+		ok(s >= 0, "a batch produced after the kill is processed and committed (%.1f s)",
+		   s >= 0 ? (double)(now_ms() - t0) / 1000.0 : -1.0);
+	}
+	check_totals();
+	for (int k = 0; k < 3; k++)
+		ok(kill(w[k], 0) == 0, "worker %d kept running", k);
+	stop_all(w, 3, broker);
+}
+
+/* Twelve SIGKILLs at random moments of a 60 s stream, each worker restarted at once. */
+static void
+scenario_storm(void)
+{
+	static const char *const storm_conf[] = {"--kafka-config",
+						 "session.timeout.ms=6000",
+						 "--kafka-config",
+						 "heartbeat.interval.ms=500",
+						 "--kafka-config",
+						 "max.poll.interval.ms=15000",
+						 NULL};
+	extra_args = storm_conf;
+	int batches = 24, batch = 125; /* 3000 events, one batch every 2.5 s */
+	nevents = batches * batch;
+	pid_t broker = topics_create();
+	pid_t w[3];
+	int generation[3] = {0};
+	for (int k = 0; k < 3; k++)
+		w[k] = start_numbered(k, generation[k]);
+	/* Kill times: 12 random moments in the 60 s. */
+	uint64_t at[12];
+	for (int i = 0; i < 12; i++)
+		at[i] = (uint64_t)(rand() % 58000) + 1000;
+	for (int i = 0; i < 12; i++)
+		for (int j = i + 1; j < 12; j++)
+			if (at[j] < at[i]) {
+				uint64_t t = at[i];
+				at[i] = at[j];
+				at[j] = t;
+			}
+	uint64_t t0 = now_ms(), last_kill = 0;
+	int kills = 0;
+	for (int b = 0; b < batches || kills < 12;) {
+		uint64_t now = now_ms() - t0;
+		if (kills < 12 && now >= at[kills]) {
+			int k = rand() % 3;
+			kill(w[k], SIGKILL);
+			waitpid(w[k], NULL, 0);
+			kills++;
+			last_kill = now_ms();
+			usleep(500 * 1000); /* as the wedge was seen: restarted 0.5 s later */
+			w[k] = start_numbered(k, ++generation[k]);
+			continue;
+		}
+		if (b < batches && now >= (uint64_t)b * 2500) {
+			produce_range(b * batch, (b + 1) * batch);
+			b++;
+			continue;
+		}
+		usleep(20 * 1000);
+	}
+	printf("# %d SIGKILLs during a %.1f s stream of %d withdrawals\n", kills,
+	       (double)(now_ms() - t0) / 1000.0, nevents);
+	double s = wait_committed(240000);
+	ok(s >= 0,
+	   "the group settles after the last kill: every withdrawal committed %.1f s "
+	   "after it",
+	   s >= 0 ? (double)(now_ms() - last_kill) / 1000.0 : -1.0);
+	check_totals();
+	stop_all(w, 3, broker);
+}
+
+int
+main(int argc, char **argv)
+{
+	setup = h_module_setup(argc, argv, "test-faults");
+	if (argc < 4) {
+		printf("# Bail out! usage: test-faults MODULE SCENARIO KAFKA_SH\n");
+		return 99;
+	}
+	const char *scenario = argv[2];
+	kafka_sh = argv[3];
+	if (h_tmp_init("faults") < 0)
+		return 99;
+	unsigned seed = (unsigned)getpid();
+	srand(seed);
+	printf("# seed %u, scenario %s\n", seed, scenario);
+	if (strcmp(scenario, "outage-short") == 0) {
+		const char *dir = getenv("FAUSTC_TEST_KAFKA_DIR");
+		char bfile[400];
+		snprintf(bfile, sizeof(bfile), "%s/brokers", dir ? dir : "");
+		char *nb = dir ? slurp(bfile) : NULL;
+		if (!h_kafka || !dir || !nb || atoi(nb) != 1) {
+			printf("1..0 # SKIP needs a single Kafka broker to kill and restart: "
+			       "FAUSTC_TEST_KAFKA and FAUSTC_TEST_KAFKA_DIR (scripts/kafka.sh "
+			       "--dir)\n");
+			free(nb);
+			h_tmp_cleanup();
+			return 0;
+		}
+		free(nb);
+		snprintf(kdir, sizeof(kdir), "%s", dir);
+		snprintf(bootstrap, sizeof(bootstrap), "%s", h_kafka);
+		h_kafka_reset();
+		scenario_outage(3, 4, 250);
+	} else {
+		h_kafka =
+			NULL; /* a cluster of its own: nothing of FAUSTC_TEST_KAFKA's is touched */
+		int brokers = strcmp(scenario, "leader") == 0 ? 3 : 1;
+		if (cluster_start(brokers) < 0) {
+			printf("# Bail out! scripts/kafka.sh could not start %d broker(s) in %s\n",
+			       brokers, kdir);
+			kafka_cmd("stop");
+			return 99;
+		}
+		printf("# Kafka: %d broker(s) at %s\n", brokers, bootstrap);
+		if (strcmp(scenario, "outage") == 0)
+			scenario_outage(10, 8, 250);
+		else if (strcmp(scenario, "leader") == 0)
+			scenario_leader();
+		else if (strcmp(scenario, "storm") == 0)
+			scenario_storm();
+		else
+			printf("# Bail out! unknown scenario %s\n", scenario);
+		kafka_cmd("stop");
+	}
+	h_tmp_cleanup();
+	return tap_done();
+}
