@@ -310,6 +310,27 @@ consumer_error(struct ag__worker *w, rd_kafka_message_t *m)
 			tp->at_eof = 1;
 		return;
 	}
+	if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+		/*
+		 * A consumer's fatal error (librdkafka hands it to the consumer, not error_cb)
+		 * leaves it dead: it never joins the group again and its partitions stay
+		 * unprocessed for ever (the wedge of issue 10). Seen on Kafka 4.1: a static
+		 * member whose session timed out while its coordinator moved (a broker killed)
+		 * rejoined and was fenced as FENCED_INSTANCE_ID (librdkafka issue #3437).
+		 * Stop: a restart rejoins with the same --worker-id and gets the partitions
+		 * back; the events since the last commit are processed again.
+		 */
+		char why[512];
+		rd_kafka_fatal_error(w->consumer, why, sizeof(why));
+		ag__log(w->app, AG_LOG_ERROR,
+			"the consumer failed for good (%s); the worker stops (exit status 1): "
+			"start "
+			"it again (a supervisor should), it takes its partitions back",
+			why[0] ? why : rd_kafka_message_errstr(m));
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+		return;
+	}
 	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
 	if (topic)
 		ag__log(w->app, AG_LOG_ERROR, "consumer: %s[%d]: %s", topic, (int)m->partition,
