@@ -30,7 +30,7 @@ echo "== broker tests on Apache Kafka (gcc)"
 kafka_dir=$(mktemp -d /tmp/faustc-kafka-test.XXXXXX)
 rm -f build/meson-logs/testlog-kafka.json
 if kafka=$(scripts/kafka.sh start --dir "$kafka_dir" | tail -1); then
-	FAUSTC_TEST_KAFKA=$kafka meson test -C build --print-errorlogs --suite kafka \
+	FAUSTC_TEST_KAFKA=$kafka FAUSTC_TEST_KAFKA_DIR=$kafka_dir meson test -C build --print-errorlogs --suite kafka \
 		--logbase testlog-kafka || status=1
 else
 	echo "Kafka did not start; see $kafka_dir" >&2
