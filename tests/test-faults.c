@@ -749,6 +749,7 @@ main(int argc, char **argv)
 		snprintf(kdir, sizeof(kdir), "%s", dir);
 		snprintf(bootstrap, sizeof(bootstrap), "%s", h_kafka);
 		h_kafka_reset();
+		h_kafka = NULL; /* emptied once: spawn() leaves the cluster alone */
 		scenario_outage(3, 4, 250);
 	} else if (strcmp(scenario, "compaction") == 0) {
 		if (!h_kafka) {
@@ -758,6 +759,8 @@ main(int argc, char **argv)
 		}
 		snprintf(bootstrap, sizeof(bootstrap), "%s", h_kafka);
 		h_kafka_reset();
+		h_kafka =
+			NULL; /* spawn() must not empty the cluster again: the changelog is ours */
 		scenario_compaction();
 	} else {
 		h_kafka =
