@@ -413,6 +413,7 @@ stop_all(pid_t broker)
 		free(text);
 		snprintf(what, sizeof(what), "worker %d", k);
 		stop_child(wpid[k], what);
+		check_log_clean(name);
 	}
 	kill(broker, SIGTERM);
 	wait_exit(broker, 30000);
@@ -690,6 +691,7 @@ scenario_compaction(void)
 	ok(restored == 8, "a worker with an empty data dir restored all 8 partitions (%d)",
 	   restored);
 	stop_child(fresh, "the restoring worker");
+	check_log_clean("fresh");
 	const char *const dump_args[] = {"table", "user_to_total", "--json", "--datadir", dir,
 					 NULL};
 	int st = wait_exit(spawn("dump", setup, dump_args), 30000);
