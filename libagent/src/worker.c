@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -864,6 +865,50 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 }
 
 /*
+ * librdkafka's warnings and errors of one facility (GETPID retrying while the broker loads
+ * its coordinator, ...) at most once per 30 s each: the ones between go to debug and are
+ * counted in the next one logged. log_cb runs on librdkafka's threads, hence the lock.
+ */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char fac[16];
+	uint64_t ns;
+	unsigned long skipped;
+} log_seen[16];
+
+/* Whether fac logged within ERROR_REPEAT_NS; else *skipped is how many were not logged. */
+static int
+log_repeated(const char *fac, unsigned long *skipped)
+{
+	uint64_t now = ag__now_ns();
+	int repeated = 0;
+	size_t slot = 0;
+	pthread_mutex_lock(&log_mu);
+	for (size_t i = 0; i < AG__ARRAY_SIZE(log_seen); i++) {
+		if (strncmp(log_seen[i].fac, fac, sizeof(log_seen[i].fac) - 1) == 0) {
+			slot = i;
+			break;
+		}
+		if (log_seen[i].ns < log_seen[slot].ns)
+			slot = i; /* the oldest, reused for a new facility */
+	}
+	if (strncmp(log_seen[slot].fac, fac, sizeof(log_seen[slot].fac) - 1) == 0 &&
+	    now - log_seen[slot].ns < ERROR_REPEAT_NS) {
+		log_seen[slot].skipped++;
+		repeated = 1;
+	} else {
+		if (strncmp(log_seen[slot].fac, fac, sizeof(log_seen[slot].fac) - 1) != 0)
+			log_seen[slot].skipped = 0;
+		snprintf(log_seen[slot].fac, sizeof(log_seen[slot].fac), "%s", fac);
+		*skipped = log_seen[slot].skipped;
+		log_seen[slot].skipped = 0;
+		log_seen[slot].ns = now;
+	}
+	pthread_mutex_unlock(&log_mu);
+	return repeated;
+}
+
+/*
  * librdkafka logs each connection failure (facility FAIL) and also hands it to error_cb:
  * error_cb logs it, the log line goes to debug.
  */
@@ -872,9 +917,14 @@ log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	struct ag__worker *w = rd_kafka_opaque(rk);
 	enum ag_log_level l = level <= 3 ? AG_LOG_ERROR : level <= 4 ? AG_LOG_WARN : AG_LOG_DEBUG;
-	if (strcmp(fac, "FAIL") == 0)
+	unsigned long skipped = 0;
+	if (strcmp(fac, "FAIL") == 0 || (l != AG_LOG_DEBUG && log_repeated(fac, &skipped)))
 		l = AG_LOG_DEBUG;
-	ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
+	if (skipped)
+		ag__log(w ? w->app : NULL, l, "kafka %s: %s (%lu more like it in the last 30 s)",
+			fac, buf, skipped);
+	else
+		ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
 }
 
 /* ---- lifecycle ---- */
