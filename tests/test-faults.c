@@ -426,6 +426,10 @@ stop_all(pid_t broker)
 static void
 scenario_outage(int outage_s, int batches, int batch)
 {
+	/* A consumer and a producer property: each goes to its clients only, no CONFWARN. */
+	static const char *const conf[] = {"--kafka-config", "session.timeout.ms=10000",
+					   "--kafka-config", "linger.ms=5", NULL};
+	extra_args = conf;
 	nevents = batches * batch;
 	pid_t broker = topics_create();
 	for (int k = 0; k < 3; k++)
@@ -474,6 +478,11 @@ scenario_outage(int outage_s, int batches, int batch)
 		free(text);
 	}
 	check_totals();
+	char *text = NULL;
+	const char *line = any_log_has((const char *const[]){"CONFWARN", NULL}, 0, &text);
+	ok(line == NULL, "no client warns about a --kafka-config property it does not use");
+	print_line(line);
+	free(text);
 	stop_all(broker);
 }
 
