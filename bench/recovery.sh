@@ -4,7 +4,8 @@
 #   - cold restore: a worker on an empty data dir rebuilds the table from the changelog
 #     (changelog records restored per second);
 #   - warm restart: a worker on that data dir again (the changelog has nothing new), from
-#     process start and from the partition assignment until every partition is ready.
+#     process start and from the partition assignment until every partition is ready;
+#   - the peak RSS (bench/rusage) of each of the three workers, to compare table sizes.
 # All on one `faustc broker`. Times come from the workers' log timestamps.
 #
 # usage: bench/recovery.sh [BUILD_DIR] [KEYS]   (default: build 1000000; builds nothing)
@@ -14,6 +15,7 @@ BUILD=${1:-build}
 KEYS=${2:-1000000}
 PARTS=16
 FAUSTC=$BUILD/cli/faustc
+RUSAGE=$BUILD/bench/rusage
 APP=$BUILD/bench/table_app.so
 
 die() {
@@ -21,7 +23,7 @@ die() {
 	exit 1
 }
 
-[[ -x $FAUSTC && -f $APP ]] || die "build first: meson setup $BUILD && ninja -C $BUILD"
+[[ -x $FAUSTC && -x $RUSAGE && -f $APP ]] || die "build first: meson setup $BUILD && ninja -C $BUILD"
 APP=$(realpath "$APP")
 TMP=$(mktemp -d -t faustc-recovery.XXXXXX)
 BROKER_PID=
@@ -60,13 +62,13 @@ awk -v n="$KEYS" 'BEGIN { for (i = 0; i < n; i++) printf "k%07d:1\n", i }' |
 
 echo "filling the table..."
 t0=$(date +%s.%N)
-BENCH_EVENTS=$KEYS "$FAUSTC" -A "$APP" worker --broker "$URL" --datadir "$TMP/a" \
+BENCH_EVENTS=$KEYS "$RUSAGE" "$FAUSTC" -A "$APP" worker --broker "$URL" --datadir "$TMP/a" \
 	--commit-interval 1 -l info 2>"$TMP/fill.log"
 t1=$(date +%s.%N)
 fill=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 
 echo "cold restore on an empty data dir..."
-"$FAUSTC" -A "$APP" worker --broker "$URL" --datadir "$TMP/b" -l info 2>"$TMP/cold.log" &
+"$RUSAGE" "$FAUSTC" -A "$APP" worker --broker "$URL" --datadir "$TMP/b" -l info 2>"$TMP/cold.log" &
 WORKER_PID=$!
 wait_log "$TMP/cold.log" "restored big\[" "$PARTS" 300
 kill "$WORKER_PID"
@@ -82,7 +84,7 @@ grep -q "removed by retention" "$TMP/cold.log" && echo "warning: the broker drop
 
 echo "warm restart on the same data dir..."
 t0=$(date +%s.%N)
-"$FAUSTC" -A "$APP" worker --broker "$URL" --datadir "$TMP/b" -l debug 2>"$TMP/warm.log" &
+"$RUSAGE" "$FAUSTC" -A "$APP" worker --broker "$URL" --datadir "$TMP/b" -l debug 2>"$TMP/warm.log" &
 WORKER_PID=$!
 wait_log "$TMP/warm.log" "table big\[[0-9]*\] is current" "$PARTS" 120
 kill "$WORKER_PID"
@@ -94,6 +96,8 @@ ready=$(grep 'is current at changelog offset' "$TMP/warm.log" | tail -1 | secs)
 warm_total=$(awk -v a="$start" -v b="$ready" 'BEGIN { printf "%.3f", b - a }')
 warm_tables=$(awk -v a="$assigned" -v b="$ready" 'BEGIN { printf "%.3f", b - a }')
 size=$(du -sh "$TMP/b/tables" | cut -f1)
+# peak RSS in MiB from the rusage line bench/rusage appends to a worker's log
+rss() { grep -o 'maxrss_kb=[0-9]*' "$1" | tail -n 1 | awk -F= '{printf "%.1f", $2 / 1024}'; }
 
 cat <<EOF
 
@@ -102,4 +106,5 @@ fill (load consumed, table written)  $fill s
 cold restore from the changelog      $records records in $cold s: $rate records/s
 warm restart, start to ready         $warm_total s (group join included)
 warm restart, assignment to ready    $warm_tables s
+peak RSS MiB: fill, cold, warm       $(rss "$TMP/fill.log"), $(rss "$TMP/cold.log"), $(rss "$TMP/warm.log")
 EOF

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the faustc benchmark: the same consume-filter-produce pipe as a raw librdkafka loop
-# and as a faustc agent, against one embedded broker holding the same preloaded data.
-# Prints throughput, CPU per million events and peak RSS for each, and faustc/raw ratios.
+# with jansson (raw), as the limit baseline (the same loop scanning only the three fields it
+# needs, no JSON library) and as a faustc agent, against one embedded broker holding the
+# same preloaded data. Prints throughput, CPU per million events and peak RSS for each, and
+# the faustc/raw and faustc/limit ratios.
 #
 # usage: bench/run.sh [--broker kafka://HOST:PORT] [BUILD_DIR]   (default: build; this
 #        script builds nothing)
@@ -23,6 +25,7 @@ TIMEOUT=300 # seconds each pipe may run before it is stopped
 FAUSTC=$BUILD/cli/faustc
 LOAD=$BUILD/bench/load
 RAW=$BUILD/bench/raw_pipe
+LIMIT=$BUILD/bench/limit_pipe
 RUSAGE=$BUILD/bench/rusage
 APP=$BUILD/bench/pipe_app.so
 
@@ -31,7 +34,7 @@ die() {
 	exit 1
 }
 
-for f in "$FAUSTC" "$LOAD" "$RAW" "$RUSAGE"; do
+for f in "$FAUSTC" "$LOAD" "$RAW" "$LIMIT" "$RUSAGE"; do
 	[[ -x $f ]] || die "$f is missing or not executable; build first:" \
 		"meson setup $BUILD && ninja -C $BUILD"
 done
@@ -99,6 +102,13 @@ if ! timeout "$TIMEOUT" "$RUSAGE" "$RAW" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPEC
 	die "raw_pipe failed"
 fi
 
+echo "running limit_pipe ..."
+if ! timeout "$TIMEOUT" "$RUSAGE" "$LIMIT" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED" \
+	>"$TMP/limit.out" 2>"$TMP/limit.err"; then
+	show_log "$TMP/limit.err"
+	die "limit_pipe failed"
+fi
+
 echo "running the faustc worker ..."
 if ! BENCH_EVENTS=$EVENTS timeout "$TIMEOUT" "$RUSAGE" "$FAUSTC" -A "$APP" worker \
 	--broker "$URL" --datadir "$TMP/data" -l warn >"$TMP/faustc.out" 2>"$TMP/faustc.err"; then
@@ -121,6 +131,9 @@ field() {
 RAW_LINE=$TMP/raw.line
 grep '^raw events=' "$TMP/raw.out" >"$RAW_LINE" || die "raw_pipe printed no result line"
 grep '^rusage ' "$TMP/raw.err" >>"$RAW_LINE" || die "no rusage line for raw_pipe"
+LIMIT_LINE=$TMP/limit.line
+grep '^limit events=' "$TMP/limit.out" >"$LIMIT_LINE" || die "limit_pipe printed no result line"
+grep '^rusage ' "$TMP/limit.err" >>"$LIMIT_LINE" || die "no rusage line for limit_pipe"
 FAUSTC_LINE=$TMP/faustc.line
 cat "$TMP/faustc.out" "$TMP/faustc.err" | grep 'stats: events=' >"$FAUSTC_LINE" ||
 	die "the worker logged no 'stats: events=N sent=M elapsed=S' line at -l warn"
@@ -132,6 +145,12 @@ rt=$(field elapsed "$RAW_LINE")
 ru=$(field user "$RAW_LINE")
 rs=$(field sys "$RAW_LINE")
 rr=$(field maxrss_kb "$RAW_LINE")
+le=$(field events "$LIMIT_LINE")
+lo=$(field outputs "$LIMIT_LINE")
+lt=$(field elapsed "$LIMIT_LINE")
+lu=$(field user "$LIMIT_LINE")
+ls=$(field sys "$LIMIT_LINE")
+lr=$(field maxrss_kb "$LIMIT_LINE")
 fe=$(field events "$FAUSTC_LINE")
 fo=$(field sent "$FAUSTC_LINE")
 ft=$(field elapsed "$FAUSTC_LINE")
@@ -141,6 +160,7 @@ fr=$(field maxrss_kb "$FAUSTC_LINE")
 
 awk -v want="$EVENTS" -v expected="$EXPECTED" \
 	-v re="$re" -v ro="$ro" -v rt="$rt" -v ru="$ru" -v rs="$rs" -v rr="$rr" \
+	-v le="$le" -v lo="$lo" -v lt="$lt" -v lu="$lu" -v ls="$ls" -v lr="$lr" \
 	-v fe="$fe" -v fo="$fo" -v ft="$ft" -v fu="$fu" -v fs="$fs" -v fr="$fr" '
 function check(name, events, outputs) {
 	if (events != want || outputs != expected) {
@@ -151,18 +171,23 @@ function check(name, events, outputs) {
 }
 BEGIN {
 	check("raw", re, ro)
+	check("limit", le, lo)
 	check("faustc", fe, fo)
-	if (rt <= 0 || ft <= 0 || re <= 0 || fe <= 0 || rr <= 0) {
+	if (rt <= 0 || lt <= 0 || ft <= 0 || re <= 0 || le <= 0 || fe <= 0 || rr <= 0 ||
+	    lr <= 0) {
 		print "ERROR: a measured value is zero; no rates or ratios"
 		exit 1
 	}
 	r_rate = re / rt
 	f_rate = fe / ft
 	r_cpu = (ru + rs) / re * 1e6
+	l_rate = le / lt
+	l_cpu = (lu + ls) / le * 1e6
 	f_cpu = (fu + fs) / fe * 1e6
 	printf "\n%-8s %8s %10s %10s %14s %9s\n", "", "events", "elapsed s", "events/s",
 		"CPU s/1M ev", "RSS MiB"
 	printf "%-8s %8d %10.3f %10.0f %14.3f %9.1f\n", "raw", re, rt, r_rate, r_cpu, rr / 1024
+	printf "%-8s %8d %10.3f %10.0f %14.3f %9.1f\n", "limit", le, lt, l_rate, l_cpu, lr / 1024
 	printf "%-8s %8d %10.3f %10.0f %14.3f %9.1f\n", "faustc", fe, ft, f_rate, f_cpu, fr / 1024
 	rate_ratio = f_rate / r_rate
 	cpu_ratio = f_cpu / r_cpu
@@ -171,5 +196,11 @@ BEGIN {
 	printf "faustc/raw CPU/event: %.2f (target <= 1.50: %s)\n", cpu_ratio,
 		(cpu_ratio <= 1.50 ? "met" : "NOT met")
 	printf "faustc/raw peak RSS:  %.2f\n", fr / rr
+	rate_ratio = f_rate / l_rate
+	cpu_ratio = f_cpu / l_cpu
+	printf "faustc/limit events/s:  %.2f (target >= 0.90: %s)\n", rate_ratio,
+		(rate_ratio >= 0.90 ? "met" : "NOT met")
+	printf "faustc/limit CPU/event: %.2f (target <= 1.30: %s)\n", cpu_ratio,
+		(cpu_ratio <= 1.30 ? "met" : "NOT met")
 	exit bad
 }'

@@ -170,6 +170,123 @@ again:
 	rd_kafka_destroy(rk);
 }
 
+static rd_kafka_t *
+admin_new(const char *bootstrap)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err));
+	rd_kafka_conf_set_log_cb(conf, drop_log);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!rk) {
+		printf("# Bail out! admin client: %s\n", err);
+		exit(99);
+	}
+	return rk;
+}
+
+rd_kafka_topic_partition_list_t *
+h_group_committed(const char *bootstrap, const char *group)
+{
+	rd_kafka_t *rk = admin_new(bootstrap);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_ListConsumerGroupOffsets_t *req =
+		rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
+	rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, NULL, q);
+	rd_kafka_ListConsumerGroupOffsets_destroy(req);
+	rd_kafka_topic_partition_list_t *out = NULL;
+	rd_kafka_event_t *ev = admin_wait(q, "ListConsumerGroupOffsets");
+	if (ev && !rd_kafka_event_error(ev)) {
+		size_t cnt;
+		const rd_kafka_group_result_t **res =
+			rd_kafka_ListConsumerGroupOffsets_result_groups(
+				rd_kafka_event_ListConsumerGroupOffsets_result(ev), &cnt);
+		const rd_kafka_error_t *e = cnt == 1 ? rd_kafka_group_result_error(res[0]) : NULL;
+		if (cnt == 1 && !e) {
+			const rd_kafka_topic_partition_list_t *l =
+				rd_kafka_group_result_partitions(res[0]);
+			out = rd_kafka_topic_partition_list_new(l ? l->cnt : 0);
+			for (int i = 0; l && i < l->cnt; i++) {
+				if (!l->elems[i].err && l->elems[i].offset >= 0)
+					rd_kafka_topic_partition_list_add(out, l->elems[i].topic,
+									  l->elems[i].partition)
+						->offset = l->elems[i].offset;
+			}
+		} else {
+			printf("# offsets of group %s: %s\n", group,
+			       e ? rd_kafka_error_string(e) : "no result");
+		}
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return out;
+}
+
+/* One admin call on group with retries while it has members; 0 or the last error code. */
+static rd_kafka_resp_err_t
+group_call(rd_kafka_t *rk, rd_kafka_queue_t *q, const char *group,
+	   const rd_kafka_topic_partition_list_t *to)
+{
+	rd_kafka_event_t *ev;
+	const rd_kafka_group_result_t **res;
+	size_t cnt = 0;
+	if (!to) {
+		rd_kafka_DeleteGroup_t *dg = rd_kafka_DeleteGroup_new(group);
+		rd_kafka_DeleteGroups(rk, &dg, 1, NULL, q);
+		rd_kafka_DeleteGroup_destroy(dg);
+		if (!(ev = admin_wait(q, "DeleteGroups")))
+			return RD_KAFKA_RESP_ERR__TIMED_OUT;
+		res = rd_kafka_DeleteGroups_result_groups(rd_kafka_event_DeleteGroups_result(ev),
+							  &cnt);
+	} else {
+		rd_kafka_AlterConsumerGroupOffsets_t *a =
+			rd_kafka_AlterConsumerGroupOffsets_new(group, to);
+		rd_kafka_AlterConsumerGroupOffsets(rk, &a, 1, NULL, q);
+		rd_kafka_AlterConsumerGroupOffsets_destroy(a);
+		if (!(ev = admin_wait(q, "AlterConsumerGroupOffsets")))
+			return RD_KAFKA_RESP_ERR__TIMED_OUT;
+		res = rd_kafka_AlterConsumerGroupOffsets_result_groups(
+			rd_kafka_event_AlterConsumerGroupOffsets_result(ev), &cnt);
+	}
+	rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+	if (!err && cnt == 1) {
+		const rd_kafka_error_t *e = rd_kafka_group_result_error(res[0]);
+		const rd_kafka_topic_partition_list_t *l = rd_kafka_group_result_partitions(res[0]);
+		err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+		for (int i = 0; !err && l && i < l->cnt; i++)
+			err = l->elems[i].err;
+	} else if (!err) {
+		err = RD_KAFKA_RESP_ERR__FAIL;
+	}
+	rd_kafka_event_destroy(ev);
+	return err;
+}
+
+int
+h_group_rewind(const char *bootstrap, const char *group, const rd_kafka_topic_partition_list_t *to,
+	       int timeout_ms)
+{
+	rd_kafka_t *rk = admin_new(bootstrap);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+	rd_kafka_resp_err_t err;
+	/* A killed static member stays in the group until its session times out. */
+	while ((err = group_call(rk, q, group, NULL)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+	       err != RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND && now_ms() < end)
+		usleep(200 * 1000);
+	if (err == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND)
+		err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (!err && to && to->cnt > 0)
+		err = group_call(rk, q, group, to);
+	if (err)
+		printf("# rewinding group %s: %s\n", group, rd_kafka_err2str(err));
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return err ? -1 : 0;
+}
+
 /* The value following option name in a NULL-terminated argument list, or NULL. */
 static const char *
 arg_value(const char *const *args, const char *name)

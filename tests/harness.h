@@ -195,6 +195,21 @@ const char *msg_header(const struct msg *m, const char *name);
 int group_offsets(const char *bootstrap, const char *group, const char *topic, int partitions,
 		  int64_t *committed, int64_t *low, int64_t *high);
 
+/*
+ * Real Kafka: every offset the consumer group has committed (topic, partition, offset),
+ * through the admin API. The caller destroys the list; NULL when it cannot be had.
+ */
+rd_kafka_topic_partition_list_t *h_group_committed(const char *bootstrap, const char *group);
+
+/*
+ * Real Kafka: sets the group's committed offsets back to `to` (an h_group_committed
+ * snapshot; NULL or empty: no offsets at all), as if no commit after the snapshot had
+ * succeeded. The group must be empty: a killed static member stays until its session times
+ * out, so this retries for up to timeout_ms. Returns 0 or -1.
+ */
+int h_group_rewind(const char *bootstrap, const char *group,
+		   const rd_kafka_topic_partition_list_t *to, int timeout_ms);
+
 #ifndef HARNESS_IMPL
 #include <signal.h>
 #include <stdlib.h>

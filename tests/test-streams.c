@@ -771,6 +771,12 @@ check_ask(struct coll *c)
 	}
 	ok(answered, "ask: dbl answers 21 with 42");
 	ok(timed_out, "ask: an agent that never yields makes the ask time out");
+	if (!answered || !timed_out) {
+		printf("# ask-out holds %zu:", c->n);
+		for (size_t i = 0; i < c->n; i++)
+			printf(" %s", c->m[i].value);
+		printf("\n");
+	}
 }
 
 static pid_t
@@ -809,7 +815,7 @@ test_operators(void)
 	coll_wait(&thr, THR_N, 20000);
 	coll_wait(&ech, ECH_N, 20000);
 	coll_wait(&conc, CONC_N - 1, 20000);
-	coll_wait(&ask, 2, 20000);
+	coll_wait(&ask, 2, 40000); /* dbl's ask gives up after 30 s */
 	coll_wait(&multi, MULTI_N + MULTI_STUCK, 20000);
 	sleep_ticking(1500); /* batches still in `within`, extra outputs, several commits */
 	printf("# outputs after %.1f s\n", (double)(now_ms() - t0) / 1000.0);

@@ -293,6 +293,16 @@ setup_broker(struct ag_app *app)
 	return 0;
 }
 
+/* On Kafka, `faustc broker` creates what the mock cluster has up front (setups in main). */
+static int
+setup_kafka(struct ag_app *app)
+{
+	TRY(setup_broker(app));
+	TRY(topic_decl(app, "g-in", 2, NULL));
+	TRY(topic_decl(app, "g-out", 1, NULL));
+	return 0;
+}
+
 /* ---- helpers ---- */
 
 static char url[300];
@@ -302,20 +312,41 @@ static struct h_mock mock;
 #define API_OFFSET_COMMIT 8
 #define ERR_OFFSET_METADATA_TOO_LARGE 12
 
-/* From now on the cluster refuses every offset commit. */
+/*
+ * On real Kafka nothing can make the broker refuse commits: the test snapshots the group's
+ * committed offsets instead, lets the worker commit, and after the kill sets the offsets
+ * back to the snapshot (h_group_rewind). The successor sees the same state as on the mock:
+ * effects durable in LMDB and the changelog, offsets from before them.
+ */
+static rd_kafka_topic_partition_list_t *snapshot;
+
+/* From now on the cluster refuses every offset commit of group (on Kafka: they are undone). */
 static void
-refuse_commits(void)
+refuse_commits(const char *group)
 {
-	ok_int_eq(h_mock_cmd(&mock, "errors %d 100000 %d", API_OFFSET_COMMIT,
-			     ERR_OFFSET_METADATA_TOO_LARGE),
-		  0, "the cluster refuses offset commits from now on");
+	if (!h_kafka) {
+		ok_int_eq(h_mock_cmd(&mock, "errors %d 100000 %d", API_OFFSET_COMMIT,
+				     ERR_OFFSET_METADATA_TOO_LARGE),
+			  0, "the cluster refuses offset commits from now on");
+		return;
+	}
+	if (snapshot)
+		rd_kafka_topic_partition_list_destroy(snapshot);
+	snapshot = h_group_committed(bootstrap, group);
+	ok(snapshot != NULL, "group %s: its committed offsets noted (%d partitions), to be undone",
+	   group, snapshot ? snapshot->cnt : -1);
 }
 
 static void
-accept_commits(void)
+accept_commits(const char *group)
 {
-	ok_int_eq(h_mock_cmd(&mock, "clear %d", API_OFFSET_COMMIT), 0,
-		  "the cluster accepts offset commits again");
+	if (!h_kafka) {
+		ok_int_eq(h_mock_cmd(&mock, "clear %d", API_OFFSET_COMMIT), 0,
+			  "the cluster accepts offset commits again");
+		return;
+	}
+	ok_int_eq(h_group_rewind(bootstrap, group, snapshot, 60000), 0,
+		  "group %s: the commits since the note are undone", group);
 }
 
 /* How many refused commits NAME.log reports. */
@@ -332,14 +363,60 @@ refused_commits(const char *name)
 	return n;
 }
 
+/* Whether two offset lists are the same (in the same order, as the broker lists them). */
+static int
+same_offsets(const rd_kafka_topic_partition_list_t *a, const rd_kafka_topic_partition_list_t *b)
+{
+	if (!a || !b || a->cnt != b->cnt)
+		return !a && !b;
+	for (int i = 0; i < a->cnt; i++) {
+		if (strcmp(a->elems[i].topic, b->elems[i].topic) != 0 ||
+		    a->elems[i].partition != b->elems[i].partition ||
+		    a->elems[i].offset != b->elems[i].offset)
+			return 0;
+	}
+	return 1;
+}
+
+/* On Kafka: how many times group's committed offsets changed in up to timeout_ms (at most n). */
+static int
+commits_seen(const char *group, int n, int timeout_ms)
+{
+	rd_kafka_topic_partition_list_t *last =
+		snapshot ? rd_kafka_topic_partition_list_copy(snapshot) : NULL;
+	int got = 0;
+	for (uint64_t end = now_ms() + (uint64_t)timeout_ms; got < n && now_ms() < end;) {
+		rd_kafka_topic_partition_list_t *now = h_group_committed(bootstrap, group);
+		if (now && !same_offsets(now, last)) {
+			got++;
+			if (last)
+				rd_kafka_topic_partition_list_destroy(last);
+			last = now;
+		} else {
+			if (now)
+				rd_kafka_topic_partition_list_destroy(now);
+			usleep(100 * 1000);
+		}
+	}
+	if (last)
+		rd_kafka_topic_partition_list_destroy(last);
+	return got;
+}
+
 /*
- * Waits until worker NAME reports n refused commits: every cycle before the last of them
- * delivered its changelog records and wrote LMDB (a cycle commits only after both).
+ * Waits until worker NAME of group reports n refused commits (on Kafka: until the group
+ * committed n times since the snapshot): every cycle before the last of them delivered its
+ * changelog records and wrote LMDB (a cycle commits only after both).
  */
 static void
-wait_refused(const char *name, int n)
+wait_refused(const char *name, const char *group, int n)
 {
 	int got = 0;
+	if (h_kafka) {
+		got = commits_seen(group, n, 30000);
+		ok(got >= n, "%s: %d offset commits to undo (waited for %d)", name, got, n);
+		return;
+	}
 	for (uint64_t end = now_ms() + 30000; (got = refused_commits(name)) < n && now_ms() < end;)
 		usleep(20 * 1000);
 	ok(got >= n, "%s: %d offset commits refused (waited for %d)", name, got, n);
@@ -558,13 +635,13 @@ test_exact(void)
 		struct coll out;
 		coll_open(&out, bootstrap, "x-out", 1);
 		size_t got = coll_wait(&out, kill_at[round] - X_EVENTS / 10, 60000);
-		refuse_commits();
+		refuse_commits("tx");
 		got = coll_wait(&out, kill_at[round], 60000);
 		coll_close(&out);
 		ok(got >= kill_at[round], "1: round %d: %zu outputs before the kill", round, got);
-		wait_refused(name, 3);
+		wait_refused(name, "tx", 3);
 		kill_worker(pid, round ? "the restarted worker" : "the worker");
-		accept_commits();
+		accept_commits("tx");
 	}
 	pid_t pid = start_worker("xb", setup_x, "xb");
 	ok_int_eq(wait_committed("tx", "x-in", X_PARTS, 90000), 0,
@@ -667,7 +744,7 @@ static void
 test_forwards(void)
 {
 	int64_t count[G_KEYS] = {0};
-	refuse_commits();
+	refuse_commits("tg");
 	rd_kafka_t *p = producer_new(bootstrap);
 	for (int i = 0; i < G_EVENTS; i++) {
 		int k = (int)((unsigned)i * 7919u % G_KEYS);
@@ -701,9 +778,9 @@ test_forwards(void)
 			usleep(100 * 1000);
 	}
 	ok(durable, "5: every count is in the changelog");
-	wait_refused("g1", 1);
+	wait_refused("g1", "tg", 1);
 	kill_worker(pid, "5: the first worker");
-	accept_commits();
+	accept_commits("tg");
 
 	pid = start_worker("g2", setup_g, "g2");
 	ok_int_eq(wait_committed("tg", "g-in", 2, 60000), 0,
@@ -877,14 +954,14 @@ test_windows(void)
 	 * had its commit refused, and the next worker processes the event again.
 	 */
 	pid = start_worker("w2", setup_w, "w1");
-	refuse_commits();
+	refuse_commits("tw");
 	p = producer_new(bootstrap);
 	produce_at(p, "w-in", 0, "a", "1", T0 + 52000);
 	producer_close(p, "2: an event after the restart");
 	check_closed("after a restart on the same data dir", 12);
-	wait_refused("w2", 1);
+	wait_refused("w2", "tw", 1);
 	kill_worker(pid, "2: the restarted window worker");
-	accept_commits();
+	accept_commits("tw");
 	pid = start_worker("w2b", setup_w, "w1");
 	ok_int_eq(wait_committed_part("tw", "w-in", 0, 30000), 0,
 		  "2: the next worker processes the closing event again and commits it");
@@ -927,13 +1004,32 @@ main(void)
 {
 	if (h_tmp_init("tables") < 0)
 		return 99;
-	static const ag_app_setup_fn setups[] = {setup_broker, setup_x, setup_c, setup_g, NULL};
-	ok_int_eq(h_mock_start(&mock, "broker", setups, 1), 0, "the mock cluster serves at %s",
-		  mock.url);
-	if (!mock.pid)
-		return tap_done();
-	snprintf(url, sizeof(url), "%s", mock.url);
-	bootstrap = url + strlen("mock://");
+	pid_t kafka_topics = 0;
+	if (h_kafka) {
+		/* `faustc broker` on the cluster: it creates the topics the apps read up front. */
+		char url_file[300], dir[300];
+		path_in(url_file, sizeof(url_file), "broker.url");
+		path_in(dir, sizeof(dir), "broker-data");
+		const char *const args[] = {"broker", "--addr-file", url_file, "--datadir",
+					    dir,      "-l",          "warn",   NULL};
+		kafka_topics = spawn("broker", setup_kafka, args);
+		char *line = wait_line(url_file, 60000);
+		ok(line != NULL, "the topics are created on Kafka at %s",
+		   line ? line : "(nothing)");
+		if (!line)
+			return tap_done();
+		snprintf(url, sizeof(url), "%s", line);
+		free(line);
+	} else {
+		static const ag_app_setup_fn setups[] = {setup_broker, setup_x, setup_c, setup_g,
+							 NULL};
+		ok_int_eq(h_mock_start(&mock, "broker", setups, 1), 0,
+			  "the mock cluster serves at %s", mock.url);
+		if (!mock.pid)
+			return tap_done();
+		snprintf(url, sizeof(url), "%s", mock.url);
+	}
+	bootstrap = h_bootstrap(url);
 	test_copartition();
 	uint64_t t0 = now_ms();
 	test_windows();
@@ -944,8 +1040,15 @@ main(void)
 	t0 = now_ms();
 	test_forwards();
 	printf("# forwards: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
-	int st = h_mock_stop(&mock);
-	ok(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the mock cluster exits with 0");
+	if (h_kafka) {
+		stop_child(kafka_topics, "faustc broker");
+		if (snapshot)
+			rd_kafka_topic_partition_list_destroy(snapshot);
+	} else {
+		int st = h_mock_stop(&mock);
+		ok(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		   "the mock cluster exits with 0");
+	}
 	h_tmp_cleanup();
 	return tap_done();
 }

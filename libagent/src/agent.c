@@ -1399,9 +1399,25 @@ ag__agents_replies_open(struct ag__worker *w)
 	r ^= r >> 32;
 	snprintf(w->worker_id, sizeof(w->worker_id), "%016" PRIx64, r);
 	w->reply_partition = (int32_t)(r % (uint64_t)t->partitions);
+	/*
+	 * Reading starts at the partition's end, pinned to a number now: a logical "end",
+	 * resolved only when the restorer first fetches, could land after a quick answer and
+	 * skip it. The topic exists by now (start-up waited for its leaders), so the query is
+	 * quick; it runs once, before the loop.
+	 */
+	int64_t lo, hi;
+	rd_kafka_resp_err_t qerr = rd_kafka_query_watermark_offsets(
+		w->restorer, t->name, w->reply_partition, &lo, &hi, 10000);
+	if (qerr) {
+		ag__log(w->app, AG_LOG_WARN,
+			"reply topic %s[%d]: cannot read its end offset (%s); reading from its "
+			"end as the broker resolves it, so an answer to an ask made at once may "
+			"be missed",
+			t->name, (int)w->reply_partition, rd_kafka_err2str(qerr));
+		hi = RD_KAFKA_OFFSET_END;
+	}
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, t->name, w->reply_partition)->offset =
-		RD_KAFKA_OFFSET_END;
+	rd_kafka_topic_partition_list_add(l, t->name, w->reply_partition)->offset = hi;
 	rd_kafka_error_t *e = rd_kafka_incremental_assign(w->restorer, l);
 	rd_kafka_topic_partition_list_destroy(l);
 	if (e) {

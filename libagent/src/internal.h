@@ -247,6 +247,19 @@ int ag__check_value(const struct ag_app *app, enum ag_codec codec,
 /* n bytes (aligned) from an arena, valid until it is reset; NULL when out of memory. */
 void *ag__arena_alloc(struct ag_arena *arena, size_t n);
 
+/* Record decoding's shared parts (record.c), for its JSON scanner (json_scan.c). */
+void ag__record_set_default(const struct ag_field *f, void *base); /* zero, "" for strings */
+bool ag__double_to_int64(double d, int64_t *out); /* integral and within int64 */
+enum ag_field_type ag__field_item_type(enum ag_field_type t); /* a list's items, or t */
+size_t ag__field_item_size(enum ag_field_type t); /* bytes of one scalar item of type t */
+
+/*
+ * ag_record_decode of JSON through jansson's tree only, without the scanner in front:
+ * what the scanner must agree with (tests/test-jsonscan.c, the record_json_scan fuzzer).
+ */
+int ag__record_decode_json_tree(const struct ag_record_type *type, struct ag_bytes data, void *out,
+				struct ag_arena *arena, char *err, size_t errlen);
+
 /* The data dir (option, or ./<id>-data once finalized). Borrowed. */
 const char *ag__app_datadir(const struct ag_app *app);
 

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "internal.h"
+#include "json_scan.h"
 
 /* ---- arena ---- */
 
@@ -172,8 +173,8 @@ is_list(enum ag_field_type t)
 }
 
 /* The scalar type of a list's items (or the type itself for scalars). */
-static enum ag_field_type
-item_type(enum ag_field_type t)
+enum ag_field_type
+ag__field_item_type(enum ag_field_type t)
 {
 	switch (t) {
 	case AG_FIELD_LIST_STRING:
@@ -189,8 +190,8 @@ item_type(enum ag_field_type t)
 	}
 }
 
-static size_t
-scalar_size(enum ag_field_type t)
+size_t
+ag__field_item_size(enum ag_field_type t)
 {
 	switch (t) {
 	case AG_FIELD_STRING:
@@ -286,7 +287,7 @@ type_check(const struct ag_record_type *type, int depth, char *err, size_t errle
 				return rc;
 			size = f->record->size;
 		} else {
-			size = scalar_size(f->type);
+			size = ag__field_item_size(f->type);
 		}
 		if (f->offset > type->size || type->size - f->offset < size) {
 			snprintf(err, errlen, "%s: field %s lies outside the struct", tname,
@@ -375,24 +376,24 @@ fail(struct dctx *c, int code, const struct path *at, const char *fmt, ...)
 }
 
 /* Gives an absent field its default: zero, with "" for strings so ptr is never NULL. */
-static void
-set_default(const struct ag_field *f, void *base)
+void
+ag__record_set_default(const struct ag_field *f, void *base)
 {
 	char *p = (char *)base + f->offset;
 	if (f->type == AG_FIELD_RECORD) {
 		memset(p, 0, f->record->size);
 		for (size_t i = 0; i < f->record->nfields; i++)
-			set_default(&f->record->fields[i], p);
+			ag__record_set_default(&f->record->fields[i], p);
 	} else if (f->type == AG_FIELD_STRING) {
 		*(struct ag_str *)p = (struct ag_str){"", 0};
 	} else {
-		memset(p, 0, scalar_size(f->type));
+		memset(p, 0, ag__field_item_size(f->type));
 	}
 }
 
 /* Range check for doubles that int fields accept: integral and within int64. */
-static bool
-double_to_int64(double d, int64_t *out)
+bool
+ag__double_to_int64(double d, int64_t *out)
 {
 	if (!(d >= -0x1p63 && d < 0x1p63) || d != trunc(d))
 		return false;
@@ -449,7 +450,7 @@ json_scalar(enum ag_field_type t, const json_t *v, void *p, struct dctx *c, cons
 		}
 		if (json_is_real(v)) {
 			double d = json_real_value(v);
-			if (double_to_int64(d, p))
+			if (ag__double_to_int64(d, p))
 				return 0;
 			return fail(c, AG_ETYPE, at, "expected an integer, got %.17g", d);
 		}
@@ -486,8 +487,8 @@ json_field(const struct ag_field *f, const json_t *v, void *base, struct dctx *c
 		return json_scalar(f->type, v, p, c, at);
 	if (!json_is_array(v))
 		return fail(c, AG_ETYPE, at, "expected an array, got %s", json_kind(v));
-	enum ag_field_type it = item_type(f->type);
-	size_t n = json_array_size(v), isz = scalar_size(it);
+	enum ag_field_type it = ag__field_item_type(f->type);
+	size_t n = json_array_size(v), isz = ag__field_item_size(it);
 	unsigned char *items = NULL;
 	if (n) {
 		if (n > SIZE_MAX / isz || !(items = arena_alloc(c->arena, n * isz)))
@@ -518,7 +519,7 @@ json_record(const struct ag_record_type *type, const json_t *obj, void *out, str
 		if (!v || json_is_null(v)) {
 			if (!(f->flags & AG_FIELD_OPTIONAL))
 				return fail(c, AG_EMISSING, &here, "missing");
-			set_default(f, out);
+			ag__record_set_default(f, out);
 			continue;
 		}
 		int rc = json_field(f, v, out, c, &here);
@@ -537,7 +538,7 @@ json_record(const struct ag_record_type *type, const json_t *obj, void *out, str
 #define RECORD_JSON_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
 static int
-decode_json(const struct ag_record_type *type, struct ag_bytes data, void *out, struct dctx *c)
+decode_json_tree(const struct ag_record_type *type, struct ag_bytes data, void *out, struct dctx *c)
 {
 	/* jansson skips a raw NUL between tokens; no JSON text contains one. */
 	const char *nul = memchr(data.ptr, '\0', data.len);
@@ -556,6 +557,32 @@ decode_json(const struct ag_record_type *type, struct ag_bytes data, void *out, 
 		rc = json_record(type, root, out, c, NULL);
 	json_decref(root);
 	return rc;
+}
+
+/*
+ * JSON: the scanner (json_scan.c) decodes the common case without a tree; whatever it
+ * defers goes through jansson's tree, which also writes every error message.
+ */
+static int
+decode_json(const struct ag_record_type *type, struct ag_bytes data, void *out, struct dctx *c)
+{
+	int rc = ag__json_scan_record(type, data, out, c->arena);
+	if (rc != AG__JSON_SCAN_DEFER)
+		return rc;
+	memset(out, 0, type->size);
+	return decode_json_tree(type, data, out, c);
+}
+
+int
+ag__record_decode_json_tree(const struct ag_record_type *type, struct ag_bytes data, void *out,
+			    struct ag_arena *arena, char *err, size_t errlen)
+{
+	struct dctx c = {arena, err, errlen};
+	err[0] = '\0';
+	memset(out, 0, type->size);
+	if (data.len == 0)
+		return fail(&c, AG_EDECODE, NULL, "empty value");
+	return decode_json_tree(type, data, out, &c);
 }
 
 /* ---- decoding msgpack (in place) ---- */
@@ -864,7 +891,7 @@ mp_scalar(enum ag_field_type t, const struct mp_val *v, void *p, struct dctx *c,
 			return fail(c, AG_ETYPE, at,
 				    "expected an integer, got %" PRIu64 " (out of range)", v->u);
 		if (v->kind == MP_FLOAT) {
-			if (double_to_int64(v->d, p))
+			if (ag__double_to_int64(v->d, p))
 				return 0;
 			return fail(c, AG_ETYPE, at, "expected an integer, got %.17g", v->d);
 		}
@@ -907,8 +934,8 @@ mp_field(const struct ag_field *f, const struct mp_val *v, struct mp_reader *r, 
 		return mp_scalar(f->type, v, p, c, at);
 	if (v->kind != MP_ARRAY)
 		return fail(c, AG_ETYPE, at, "expected an array, got %s", mp_kind_name(v->kind));
-	enum ag_field_type it = item_type(f->type);
-	size_t n = v->n, isz = scalar_size(it);
+	enum ag_field_type it = ag__field_item_type(f->type);
+	size_t n = v->n, isz = ag__field_item_size(it);
 	unsigned char *items = NULL;
 	/* Each item takes a byte at least: do not allocate for counts the input cannot hold. */
 	if (n > (size_t)(r->end - r->p))
@@ -980,7 +1007,7 @@ mp_record(const struct ag_record_type *type, struct mp_reader *r, void *out, str
 		if (mp_read(r, &val) < 0)
 			return MP_TRUNCATED(c, &here);
 		if (val.kind == MP_NIL) { /* as missing; a later duplicate key may still set it */
-			set_default(f, out);
+			ag__record_set_default(f, out);
 			present &= ~((uint64_t)1 << i);
 			continue;
 		}
@@ -998,7 +1025,7 @@ mp_record(const struct ag_record_type *type, struct mp_reader *r, void *out, str
 		struct path here = {up, f->name, 0};
 		if (!(f->flags & AG_FIELD_OPTIONAL))
 			return fail(c, AG_EMISSING, &here, "missing");
-		set_default(f, out);
+		ag__record_set_default(f, out);
 	}
 	*present_bits(type, out) = present;
 	return 0;
@@ -1241,8 +1268,8 @@ json_put_record(struct ag_buf *b, const struct ag_record_type *type, const void 
 			rc = json_put_record(b, f->record, p, flags);
 		} else if (is_list(f->type)) {
 			const struct ag_list *l = (const struct ag_list *)p;
-			enum ag_field_type it = item_type(f->type);
-			size_t isz = scalar_size(it);
+			enum ag_field_type it = ag__field_item_type(f->type);
+			size_t isz = ag__field_item_size(it);
 			if (l->len && !l->items)
 				return -EINVAL;
 			rc = buf_putc(b, '[');
@@ -1375,8 +1402,8 @@ mp_put_record(struct ag_buf *b, const struct ag_record_type *type, const void *r
 			rc = mp_put_record(b, f->record, p);
 		} else if (is_list(f->type)) {
 			const struct ag_list *l = (const struct ag_list *)p;
-			enum ag_field_type it = item_type(f->type);
-			size_t isz = scalar_size(it);
+			enum ag_field_type it = ag__field_item_type(f->type);
+			size_t isz = ag__field_item_size(it);
 			if (l->len && !l->items)
 				return -EINVAL;
 			rc = mp_put_len(b, 0x90, 0xdc, l->len);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# End-to-end latency of the stateless pipe: a faustc worker runs pipe_app.so on a fresh
+# `faustc broker` while bench/latency produces withdrawals at RATE events/s and times each
+# output from its input's produce call to its arrival (bench/latency.c says what exactly).
+# Run it at half of the pipe's maximum rate (run.sh's faustc events/s) to see the latency of
+# a pipe that keeps up. Prints the latency line and the worker's stats line.
+#
+# usage: bench/latency.sh [BUILD_DIR] [RATE] [EVENTS]   (default: build 100000 300000)
+# Keep EVENTS * ~60 bytes / 8 partitions under the embedded broker's ~5 MiB per partition.
+set -euo pipefail
+
+BUILD=${1:-build}
+RATE=${2:-100000}
+EVENTS=${3:-300000}
+FAUSTC=$BUILD/cli/faustc
+LATENCY=$BUILD/bench/latency
+APP=$BUILD/bench/pipe_app.so
+
+die() {
+	echo "latency.sh: $*" >&2
+	exit 1
+}
+
+[[ -x $FAUSTC && -x $LATENCY && -f $APP ]] ||
+	die "build first: meson setup $BUILD && ninja -C $BUILD"
+APP=$(realpath "$APP")
+TMP=$(mktemp -d -t faustc-latency.XXXXXX)
+BROKER_PID=
+WORKER_PID=
+cleanup() {
+	for pid in $WORKER_PID $BROKER_PID; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+"$FAUSTC" -A "$APP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
+BROKER_PID=$!
+for _ in $(seq 100); do
+	[[ -s $TMP/addr ]] && break
+	sleep 0.1
+done
+[[ -s $TMP/addr ]] || die "the broker wrote no address: $(tail -5 "$TMP/broker.log")"
+URL=$(head -n 1 "$TMP/addr")
+echo "broker: $URL"
+
+BENCH_APP_ID=bench-latency "$FAUSTC" -A "$APP" worker --broker "$URL" \
+	--datadir "$TMP/data" --no-web -l warn >"$TMP/worker.out" 2>"$TMP/worker.err" &
+WORKER_PID=$!
+
+echo "producing $EVENTS events at $RATE/s (after a warm-up until the pipe answers) ..."
+status=0
+"$LATENCY" -b "${URL#mock://}" -r "$RATE" -n "$EVENTS" || status=$?
+kill "$WORKER_PID"
+wait "$WORKER_PID" || true
+WORKER_PID=
+grep -h 'stats: events=' "$TMP/worker.out" "$TMP/worker.err" || true
+if [[ $status -ne 0 ]]; then
+	tail -20 "$TMP/worker.err" >&2
+	die "latency failed (status $status)"
+fi
