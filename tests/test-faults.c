@@ -412,7 +412,19 @@ stop_all(pid_t broker)
 		log_has(name, (const char *const[]){"worker started", NULL}, 60000, &text);
 		free(text);
 		snprintf(what, sizeof(what), "worker %d", k);
-		stop_child(wpid[k], what);
+		text = NULL;
+		if (log_has(name, (const char *const[]){"consumer failed for good", NULL}, 0,
+			    &text)) {
+			/* Fenced just now: it is on its way out with status 1 (as supervise sees). */
+			int st = wait_exit(wpid[k], 30000);
+			ok(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 1,
+			   "%s, its consumer fenced, exits with status 1 (wait status %d)", what,
+			   st);
+			fatal_restarts++;
+		} else {
+			stop_child(wpid[k], what);
+		}
+		free(text);
 		check_log_clean(name);
 	}
 	kill(broker, SIGTERM);

@@ -413,7 +413,9 @@ static void
 after_work(struct ag__worker *w)
 {
 	if (w->closing) {
-		if (rd_kafka_consumer_closed(w->consumer))
+		/* A consumer with a fatal error never finishes closing: nothing to wait for. */
+		if (rd_kafka_consumer_closed(w->consumer) ||
+		    rd_kafka_fatal_error(w->consumer, NULL, 0))
 			close_handles(w);
 		return;
 	}
