@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,6 +261,22 @@ pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
 		w->pauses == 1 ? "; further pauses and resumes are counted in the stats line" : "");
 }
 
+/* Traffic from a broker: after an outage, says that it is over. */
+static void
+broker_ok(struct ag__worker *w)
+{
+	if (!w->brokers_down)
+		return;
+	w->brokers_down = 0;
+	ag__log(w->app, AG_LOG_WARN,
+		"broker %s reachable again after %.1f s (%llu connection errors not logged); "
+		"processing resumes",
+		w->broker.bootstrap, (double)(ag__now_ns() - w->down_ns) / 1e9,
+		(unsigned long long)w->errors_repeated);
+	w->last_err = 0;
+	w->errors_repeated = 0;
+}
+
 static void
 dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 {
@@ -292,7 +309,7 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 	tp->at_eof = 0;
 	tp->received++;
 	tp->last_offset = m->offset;
-	w->brokers_down = 0;
+	broker_ok(w);
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
 	uint32_t most = ag__tpart_most(tp);
@@ -313,6 +330,27 @@ consumer_error(struct ag__worker *w, rd_kafka_message_t *m)
 			m->rkt ? find_tpart(w, rd_kafka_topic_name(m->rkt), m->partition) : NULL;
 		if (tp && tp->assigned)
 			tp->at_eof = 1;
+		return;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+		/*
+		 * A consumer's fatal error (librdkafka hands it to the consumer, not error_cb)
+		 * leaves it dead: it never joins the group again and its partitions stay
+		 * unprocessed for ever (the wedge of issue 10). Seen on Kafka 4.1: a static
+		 * member whose session timed out while its coordinator moved (a broker killed)
+		 * rejoined and was fenced as FENCED_INSTANCE_ID (librdkafka issue #3437).
+		 * Stop: a restart rejoins with the same --worker-id and gets the partitions
+		 * back; the events since the last commit are processed again.
+		 */
+		char why[512];
+		rd_kafka_fatal_error(w->consumer, why, sizeof(why));
+		ag__log(w->app, AG_LOG_ERROR,
+			"the consumer failed for good (%s); the worker stops (exit status 1): "
+			"start "
+			"it again (a supervisor should), it takes its partitions back",
+			why[0] ? why : rd_kafka_message_errstr(m));
+		w->exit_status = 1;
+		ag_app_stop(w->app);
 		return;
 	}
 	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
@@ -396,7 +434,9 @@ static void
 after_work(struct ag__worker *w)
 {
 	if (w->closing) {
-		if (rd_kafka_consumer_closed(w->consumer))
+		/* A consumer with a fatal error never finishes closing: nothing to wait for. */
+		if (rd_kafka_consumer_closed(w->consumer) ||
+		    rd_kafka_fatal_error(w->consumer, NULL, 0))
 			close_handles(w);
 		return;
 	}
@@ -520,7 +560,7 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		ag_app_stop(w->app);
 	} else {
 		ag__tables_delivered(w, m);
-		w->brokers_down = 0;
+		broker_ok(w);
 	}
 	ag__flow_delivered(m);
 	ag__acks_ack(&w->delivered, (int64_t)seq);
@@ -798,6 +838,8 @@ offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 		ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
 	else if (!err && offs && w->broker.kind == AG__BROKER_KAFKA)
 		ag__admin_purge(w, offs);
+	if (!err)
+		broker_ok(w);
 }
 
 /* ---- rebalance ---- */
@@ -881,27 +923,120 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	cycle_start(w);
 }
 
+/* A repeated librdkafka error is logged again at most this often (with its count). */
+#define ERROR_REPEAT_NS (30ull * 1000000000u)
+
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct ag__worker *w = opaque;
-	int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		w->brokers_down = 1;
-	ag__log(w->app, fatal ? AG_LOG_ERROR : AG_LOG_WARN, "kafka (%s): %s", rd_kafka_name(rk),
-		reason);
-	if (fatal) {
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		ag__log(w->app, AG_LOG_ERROR, "kafka (%s): %s", rd_kafka_name(rk), reason);
 		w->exit_status = 1;
 		ag_app_stop(w->app);
+		return;
 	}
+	/*
+	 * During an outage each of the three clients reports every failed reconnect: one
+	 * warning when it starts, then each kind of error once per 30 s with how often it
+	 * came (broker_ok() logs the end).
+	 */
+	uint64_t now = ag__now_ns();
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !w->brokers_down) {
+		w->brokers_down = 1;
+		w->down_ns = now;
+		ag__log(w->app, AG_LOG_WARN,
+			"no broker reachable at %s (%s): waiting for it; events, deliveries and "
+			"commits wait too (nothing is lost)",
+			w->broker.bootstrap, reason);
+		w->last_err = err;
+		w->last_err_ns = now;
+		w->errors_repeated = 0;
+		return;
+	}
+	int repeat = w->brokers_down || err == w->last_err; /* an outage: one kind of error */
+	if (repeat && now - w->last_err_ns < ERROR_REPEAT_NS) {
+		w->errors_repeated++;
+		return;
+	}
+	if (w->brokers_down)
+		ag__log(w->app, AG_LOG_WARN,
+			"still waiting for the broker at %s after %.0f s: %s (%llu more errors "
+			"since the last message)",
+			w->broker.bootstrap, (double)(now - w->down_ns) / 1e9, reason,
+			(unsigned long long)w->errors_repeated);
+	else if (repeat && w->errors_repeated)
+		ag__log(w->app, AG_LOG_WARN, "kafka: %s (%llu times in the last %.0f s)", reason,
+			(unsigned long long)w->errors_repeated + 1,
+			(double)(now - w->last_err_ns) / 1e9);
+	else
+		ag__log(w->app, AG_LOG_WARN, "kafka: %s", reason);
+	w->last_err = err;
+	w->last_err_ns = now;
+	w->errors_repeated = 0;
 }
 
+/*
+ * librdkafka's warnings and errors of one facility (GETPID retrying while the broker loads
+ * its coordinator, ...) at most once per 30 s each: the ones between go to debug and are
+ * counted in the next one logged. log_cb runs on librdkafka's threads, hence the lock.
+ */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char fac[16];
+	uint64_t ns;
+	unsigned long skipped;
+} log_seen[16];
+
+/* Whether fac logged within ERROR_REPEAT_NS; else *skipped is how many were not logged. */
+static int
+log_repeated(const char *fac, unsigned long *skipped)
+{
+	uint64_t now = ag__now_ns();
+	int repeated = 0;
+	size_t slot = 0;
+	pthread_mutex_lock(&log_mu);
+	for (size_t i = 0; i < AG__ARRAY_SIZE(log_seen); i++) {
+		if (strncmp(log_seen[i].fac, fac, sizeof(log_seen[i].fac) - 1) == 0) {
+			slot = i;
+			break;
+		}
+		if (log_seen[i].ns < log_seen[slot].ns)
+			slot = i; /* the oldest, reused for a new facility */
+	}
+	if (strncmp(log_seen[slot].fac, fac, sizeof(log_seen[slot].fac) - 1) == 0 &&
+	    now - log_seen[slot].ns < ERROR_REPEAT_NS) {
+		log_seen[slot].skipped++;
+		repeated = 1;
+	} else {
+		if (strncmp(log_seen[slot].fac, fac, sizeof(log_seen[slot].fac) - 1) != 0)
+			log_seen[slot].skipped = 0;
+		snprintf(log_seen[slot].fac, sizeof(log_seen[slot].fac), "%s", fac);
+		*skipped = log_seen[slot].skipped;
+		log_seen[slot].skipped = 0;
+		log_seen[slot].ns = now;
+	}
+	pthread_mutex_unlock(&log_mu);
+	return repeated;
+}
+
+/*
+ * librdkafka logs each connection failure (facility FAIL) and also hands it to error_cb:
+ * error_cb logs it, the log line goes to debug.
+ */
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	struct ag__worker *w = rd_kafka_opaque(rk);
 	enum ag_log_level l = level <= 3 ? AG_LOG_ERROR : level <= 4 ? AG_LOG_WARN : AG_LOG_DEBUG;
-	ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
+	unsigned long skipped = 0;
+	if (strcmp(fac, "FAIL") == 0 || (l != AG_LOG_DEBUG && log_repeated(fac, &skipped)))
+		l = AG_LOG_DEBUG;
+	if (skipped)
+		ag__log(w ? w->app : NULL, l, "kafka %s: %s (%lu more like it in the last 30 s)",
+			fac, buf, skipped);
+	else
+		ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
 }
 
 /* ---- lifecycle ---- */

@@ -252,6 +252,11 @@ struct ag__worker {
 	uint64_t rebalances, assignments;
 	int rebalancing; /* partitions revoked, no assignment since */
 	int brokers_down; /* librdkafka said all brokers are down; cleared by traffic */
+	uint64_t down_ns; /* when brokers_down was set */
+	/* error_cb: the last error logged, when, and the repeats of it not logged since */
+	int last_err;
+	uint64_t last_err_ns;
+	uint64_t errors_repeated;
 	uint64_t cycle_start_ns;
 	struct ag__hist commit_hist;
 	struct ag__web *web;
