@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kafka.h"
 #include "worker.h"
 
 /* An ask waiting for its answer. */
@@ -1438,11 +1439,12 @@ ag__agents_replies_open(struct ag__worker *w)
 	 * Reading starts at the partition's end, pinned to a number now: a logical "end",
 	 * resolved only when the restorer first fetches, could land after a quick answer and
 	 * skip it. The topic exists by now (start-up waited for its leaders), so the query is
-	 * quick; it runs once, before the loop.
+	 * quick; it runs once, before the loop (through offsets_for_times, which keeps its
+	 * timeout while a leader is down).
 	 */
 	int64_t lo, hi;
-	rd_kafka_resp_err_t qerr = rd_kafka_query_watermark_offsets(
-		w->restorer, t->name, w->reply_partition, &lo, &hi, 10000);
+	rd_kafka_resp_err_t qerr =
+		ag__kafka_watermarks(w->restorer, t->name, w->reply_partition, &lo, &hi, 10000);
 	if (qerr) {
 		ag__log(w->app, AG_LOG_WARN,
 			"reply topic %s[%d]: cannot read its end offset (%s); reading from its "
