@@ -23,6 +23,8 @@ struct ag__channel {
 	uint64_t parks; /* sends that parked on a full channel */
 	uint64_t dropped_stop; /* refused because the worker stops, or buffered at the end */
 	uint64_t dropped_unread; /* refused because no agent reads the channel */
+	uint64_t clock_loop; /* uv_now when clock_wall was read */
+	int64_t clock_wall; /* the wall clock then, ms since the epoch (0: not read yet) */
 };
 
 /* 1 when m is a channel's message (not librdkafka's). */

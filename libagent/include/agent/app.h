@@ -124,8 +124,9 @@ int ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opt
  * read and send to like a topic, without a broker. ag_app_channel returns a struct ag_topic
  * usable wherever a topic is used for reading and sending: an agent's source
  * (ag_app_agent), a sink (ag_agent_sink_topic), the target of ag_send, ag_agent_send,
- * ag_agent_echo and ag_stream_yield. Events keep key, value, headers and timestamp (now,
- * when the sender gives none); ag_stream_next and ag_stream_take hand them out as usual.
+ * ag_agent_echo and ag_stream_yield. Events keep key, value, headers and timestamp (a send without one gets the
+ * wall clock in ms, read once per loop turn); ag_stream_next and ag_stream_take hand them
+ * out as usual.
  *
  * A channel has one partition (ag_event_partition is 0) and no Kafka offsets:
  * ag_event_offset is the channel's own sequence number (0, 1, 2, ... per worker run),
