@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.h"
 #include "codec.h"
 #include "internal.h"
 
@@ -66,7 +67,7 @@ ag_app_new(struct ag_app **out)
 void
 ag__topic_free(struct ag_topic *t)
 {
-	free(t->channel);
+	ag__channel_free(t->channel);
 	free(t->readers);
 	free(t->name);
 	free(t->parts);

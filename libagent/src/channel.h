@@ -12,6 +12,7 @@
 
 struct ag__worker;
 struct ag__tpart;
+struct ag__chmsg;
 
 /* A channel's state, hung off its struct ag_topic. */
 struct ag__channel {
@@ -25,7 +26,12 @@ struct ag__channel {
 	uint64_t dropped_unread; /* refused because no agent reads the channel */
 	uint64_t clock_loop; /* uv_now when clock_wall was read */
 	int64_t clock_wall; /* the wall clock then, ms since the epoch (0: not read yet) */
+	struct ag__chmsg *free; /* recycled small messages, at most capacity of them */
+	uint32_t nfree;
 };
+
+/* Frees a channel's state (with its topic, app.c). NULL is a no-op. */
+void ag__channel_free(struct ag__channel *ch);
 
 /* 1 when m is a channel's message (not librdkafka's). */
 int ag__chmsg_is(const rd_kafka_message_t *m);
