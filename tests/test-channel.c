@@ -9,13 +9,18 @@
  *    `ch-hdr` and arrive there with key, value, headers and the Kafka timestamp;
  *  - stop: a task fills `ch-stuck` (capacity 4), whose reader sleeps on its first event;
  *    the task parks on the full channel, gets AG_ESTOPPED at SIGTERM, and the events left
- *    in the channel are counted and logged at warn as dropped at shutdown.
+ *    in the channel are counted and logged at warn as dropped at shutdown; before the
+ *    stop, /metrics shows the channels' counts and what waits in ch-stuck;
+ *  - the worker never subscribes to a channel, and no channel exists on the broker.
  * The children write what they saw into files under the test's directory.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,6 +209,52 @@ setup(struct ag_app *app)
 	return 0;
 }
 
+/* GET /metrics from the worker whose web.addr ("http://127.0.0.1:PORT") is at path. */
+static char *
+get_metrics(const char *addr_path)
+{
+	char *url = wait_line(addr_path, 20000);
+	int port = 0;
+	if (!url || sscanf(url, "http://127.0.0.1:%d", &port) != 1) {
+		free(url);
+		return NULL;
+	}
+	free(url);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+				  "Connection: close\r\n\r\n";
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	if (!buf || write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1)) {
+		free(buf);
+		close(fd);
+		return NULL;
+	}
+	for (;;) {
+		if (len + 1 == cap) {
+			char *grown = realloc(buf, cap * 2);
+			if (!grown)
+				break;
+			buf = grown;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	close(fd);
+	return buf;
+}
+
 /* Declarations that do not run a worker. */
 static void
 check_declarations(void)
@@ -306,6 +357,19 @@ main(void)
 	ok(sr != NULL, "the stuck reader took its first event");
 	free(sr);
 
+	path_in(path, sizeof(path), "data/web.addr");
+	char *metrics = get_metrics(path);
+	ok(metrics && strstr(metrics, "faustc_channel_sent_total{channel=\"ch-in\"} 5000\n") &&
+		   strstr(metrics, "faustc_channel_sent_total{channel=\"ch-mid\"} 5000\n"),
+	   "/metrics counts the events sent into the channels");
+	const char *buffered =
+		metrics ? strstr(metrics, "faustc_channel_buffered{channel=\"ch-stuck\"} ") : NULL;
+	int held =
+		buffered ? atoi(buffered + strlen("faustc_channel_buffered{channel=\"ch-stuck\"} "))
+			 : -1;
+	ok(held == 3 || held == 4, "/metrics shows the events waiting in ch-stuck (%d)", held);
+	free(metrics);
+
 	stop_child(pid, "the worker with channels");
 	path_in(path, sizeof(path), "stuck.txt");
 	char *st = slurp(path);
@@ -351,6 +415,8 @@ main(void)
 	ok(text && find_line(text, refused), "the refused send is logged at warn");
 	const char *const summary[] = {"channel ch-stuck: sent=", summary_text, NULL};
 	ok(text && find_line(text, summary), "and counted in its summary (%s)", summary_text);
+	static const char *const subscribed[] = {"partitions assigned", "ch-in[", NULL};
+	ok(text && !find_line(text, subscribed), "the worker did not subscribe to a channel");
 	free(text);
 	check_log_clean("ch");
 	h_tmp_cleanup();
