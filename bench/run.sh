@@ -5,9 +5,19 @@
 # same preloaded data. Prints throughput, CPU per million events and peak RSS for each, and
 # the faustc/raw and faustc/limit ratios.
 #
-# usage: bench/run.sh [BUILD_DIR]   (default: build; this script builds nothing)
+# usage: bench/run.sh [--broker kafka://HOST:PORT] [BUILD_DIR]   (default: build; this
+#        script builds nothing)
+# --broker: a real Kafka cluster instead of the embedded broker (e.g. scripts/kafka.sh
+# start); it must not have the bench's topics yet (a fresh cluster: the pipes read the
+# whole topic).
 set -euo pipefail
 
+KAFKA=
+if [[ ${1:-} == --broker ]]; then
+	KAFKA=${2:?--broker needs kafka://HOST:PORT}
+	[[ $KAFKA == kafka://* ]] || KAFKA=kafka://$KAFKA
+	shift 2
+fi
 BUILD=${1:-build}
 EVENTS=240000
 TIMEOUT=300 # seconds each pipe may run before it is stopped
@@ -52,10 +62,19 @@ show_log() {
 }
 
 # The broker: started with the bench app so it creates the app's topics with their
-# declared partition counts (the embedded broker cannot create topics on request).
-"$FAUSTC" -A "$APP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
+# declared partition counts (the embedded broker cannot create topics on request). On
+# Kafka (--broker) it creates them there and waits.
+broker_args=()
+if [[ -n $KAFKA ]]; then
+	if command -v kcat >/dev/null &&
+		kcat -b "${KAFKA#kafka://}" -L -t withdrawals 2>/dev/null | grep -Eq 'topic "withdrawals" with [1-9]'; then
+		die "$KAFKA already has topic withdrawals; run on a fresh cluster (scripts/kafka.sh start --dir DIR)"
+	fi
+	broker_args=(--broker "$KAFKA")
+fi
+"$FAUSTC" -A "$APP" broker "${broker_args[@]}" --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
 BROKER_PID=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	[[ -s $TMP/addr ]] && break
 	kill -0 "$BROKER_PID" 2>/dev/null || {
 		show_log "$TMP/broker.log"
@@ -65,10 +84,11 @@ for _ in $(seq 100); do
 done
 [[ -s $TMP/addr ]] || {
 	show_log "$TMP/broker.log"
-	die "the broker wrote no address to $TMP/addr within 10 s"
+	die "the broker wrote no address to $TMP/addr within 60 s"
 }
 URL=$(head -n 1 "$TMP/addr")
 BOOTSTRAP=${URL#mock://}
+BOOTSTRAP=${BOOTSTRAP#kafka://}
 echo "broker: $URL"
 
 echo "loading $EVENTS events into withdrawals ..."

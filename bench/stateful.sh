@@ -11,12 +11,20 @@
 # topic); the script prints each run, the medians, and the stateful/stateless ratio of
 # events per second.
 #
-# usage: bench/stateful.sh [BUILD_DIR] [ROUNDS]   (default: build, 3)
+# usage: bench/stateful.sh [--broker kafka://HOST:PORT] [BUILD_DIR] [ROUNDS]   (default: build, 3)
 # environment: SPAN (seconds of event time, default 600; 0: the produce time); BASE=OTHER_BUILD_DIR also runs
 # that build's group_app (an earlier commit, "before") in every round, as stateful-base, so
 # before and after are measured side by side under the same load.
+# --broker kafka://HOST:PORT (first): a real Kafka cluster instead of the embedded broker,
+# without the bench's topics yet (a fresh scripts/kafka.sh cluster).
 set -euo pipefail
 
+KAFKA=
+if [[ ${1:-} == --broker ]]; then
+	KAFKA=${2:?--broker needs kafka://HOST:PORT}
+	[[ $KAFKA == kafka://* ]] || KAFKA=kafka://$KAFKA
+	shift 2
+fi
 BUILD=${1:-build}
 ROUNDS=${2:-3}
 EVENTS=240000
@@ -50,9 +58,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$FAUSTC" -A "$GROUP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
+broker_args=()
+if [[ -n $KAFKA ]]; then
+	if command -v kcat >/dev/null &&
+		kcat -b "${KAFKA#kafka://}" -L -t withdrawals 2>/dev/null | grep -Eq 'topic "withdrawals" with [1-9]'; then
+		die "$KAFKA already has topic withdrawals; run on a fresh cluster (scripts/kafka.sh start --dir DIR)"
+	fi
+	broker_args=(--broker "$KAFKA")
+fi
+"$FAUSTC" -A "$GROUP" broker "${broker_args[@]}" --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
 BROKER_PID=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	[[ -s $TMP/addr ]] && break
 	sleep 0.1
 done
@@ -62,7 +78,9 @@ echo "broker: $URL"
 echo "loading $EVENTS events into withdrawals, timestamps over $SPAN s ..."
 span_arg=()
 [[ $SPAN == 0 ]] || span_arg=(-t "$SPAN") # SPAN=0: the produce time (about a second)
-"$LOAD" -b "${URL#mock://}" -n "$EVENTS" "${span_arg[@]}" >/dev/null || die "load failed"
+BOOTSTRAP=${URL#mock://}
+BOOTSTRAP=${BOOTSTRAP#kafka://}
+"$LOAD" -b "$BOOTSTRAP" -n "$EVENTS" "${span_arg[@]}" >/dev/null || die "load failed"
 
 # run NAME APP ROUND [FAUSTC]: prints "NAME events/s cpu_s_per_1M_events rss_MiB"
 run() {

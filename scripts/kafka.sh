@@ -4,6 +4,9 @@
 #   scripts/kafka.sh start [--brokers 1|3] [--dir DIR]   start, wait until every broker answers
 #   scripts/kafka.sh bootstrap [--dir DIR]               print host:port,... (last line)
 #   scripts/kafka.sh stop [--dir DIR]                    stop the brokers by pid, keep DIR
+#   scripts/kafka.sh kill --broker N [--dir DIR]         SIGKILL broker N (a fault, for tests)
+#   scripts/kafka.sh restart --broker N [--dir DIR]      start broker N again (same port, data)
+#   scripts/kafka.sh leader [--dir DIR]                  the broker leading most partitions
 #
 # DIR (default $FAUSTC_KAFKA_DIR, else /tmp/faustc-kafka) holds each broker's config, data,
 # log (broker-N.log) and pid, and the bootstrap address. The jars (the kafka_2.13 version
@@ -20,7 +23,8 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/faustc/kafka-$version"
 heap=${FAUSTC_KAFKA_HEAP:--Xmx512m -Xms128m}
 
 usage() {
-	echo "usage: $0 start [--brokers 1|3] [--dir DIR] | bootstrap [--dir DIR] | stop [--dir DIR]" >&2
+	echo "usage: $0 start [--brokers 1|3] [--dir DIR] | bootstrap [--dir DIR] | stop [--dir DIR]" \
+		"| kill --broker N [--dir DIR] | restart --broker N [--dir DIR] | leader [--dir DIR]" >&2
 	exit 2
 }
 say() { echo "kafka.sh: $*" >&2; }
@@ -34,10 +38,12 @@ cmd=${1:-}
 shift
 dir=${FAUSTC_KAFKA_DIR:-/tmp/faustc-kafka}
 brokers=1
+broker=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--brokers) brokers=${2:?--brokers needs 1 or 3}; shift 2 ;;
 	--dir) dir=${2:?--dir needs a directory}; shift 2 ;;
+	--broker) broker=${2:?--broker needs a broker number}; shift 2 ;;
 	*) usage ;;
 	esac
 done
@@ -166,7 +172,7 @@ start() {
 			message.max.bytes=16777216
 			log.retention.ms=-1
 		EOF
-		"${java_cmd[@]}" -Dfaustc.log="$dir/format-$i.log" kafka.tools.StorageTool format --ignore-formatted -t "$id" \
+		"${java_cmd[@]}" -Dfaustc.log="$dir/format-$i.log" kafka.tools.StorageTool format --ignore-formatted --cluster-id="$id" \
 			-c "$dir/broker-$i.properties" >"$dir/format-$i.out" 2>&1 ||
 			die "formatting broker $i failed (see $dir/format-$i.out and .log)"
 	done
@@ -213,8 +219,59 @@ stop() {
 	say "stopped ${#pids[@]} broker(s) of $dir"
 }
 
+# The broker --broker N of DIR's cluster, checked.
+one_broker() {
+	[ -n "$broker" ] || die "$cmd needs --broker N (1 to the number of brokers of $dir)"
+	[ -f "$dir/broker-$broker.properties" ] || die "$dir has no broker $broker (scripts/kafka.sh start --dir $dir)"
+}
+
+# SIGKILL, as a crash: no controlled shutdown, leadership moves only after the session of
+# the broker times out at the controller.
+kill_broker() {
+	one_broker
+	running "$dir/broker-$broker.pid" || die "broker $broker of $dir is not running"
+	local p
+	p=$(cat "$dir/broker-$broker.pid")
+	kill -KILL "$p"
+	while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+	rm -f "$dir/broker-$broker.pid"
+	say "killed broker $broker (pid $p) of $dir"
+}
+
+# Starts broker N again with its config and data (same ports); returns once its port
+# accepts connections (the others may still be electing it back).
+restart_broker() {
+	one_broker
+	running "$dir/broker-$broker.pid" && die "broker $broker of $dir is running (pid $(cat "$dir/broker-$broker.pid"))"
+	fetch_jars
+	set_java
+	nohup "${java_cmd[@]}" -Dkafka.logs.dir="$dir" -Dfaustc.log="$dir/broker-$broker.log" \
+		kafka.Kafka "$dir/broker-$broker.properties" >>"$dir/broker-$broker.out" 2>&1 &
+	echo $! >"$dir/broker-$broker.pid"
+	local hp t0=$SECONDS deadline=$((SECONDS + 120))
+	hp=$(sed -n 's|^advertised.listeners=PLAINTEXT://||p' "$dir/broker-$broker.properties")
+	until (echo >"/dev/tcp/${hp%:*}/${hp#*:}") 2>/dev/null; do
+		running "$dir/broker-$broker.pid" || die "broker $broker exited while starting; see $dir/broker-$broker.log"
+		[ $SECONDS -lt $deadline ] || die "broker $broker does not answer at $hp after 120 s"
+		sleep 0.2
+	done
+	say "restarted broker $broker of $dir at $hp in $((SECONDS - t0)) s"
+}
+
+# The node id leading the most partitions of the user topics (kcat metadata).
+leader() {
+	command -v kcat >/dev/null || die "leader needs kcat"
+	[ -f "$dir/bootstrap" ] || die "no Kafka started in $dir"
+	kcat -b "$(cat "$dir/bootstrap")" -L 2>/dev/null |
+		sed -n 's/^ *partition [0-9]*, leader \([0-9]*\),.*/\1/p' | sort | uniq -c | sort -rn |
+		awk 'NR == 1 { print $2 }'
+}
+
 case "$cmd" in
 start) start ;;
+kill) kill_broker ;;
+restart) restart_broker ;;
+leader) leader ;;
 bootstrap)
 	[ -f "$dir/bootstrap" ] || die "no Kafka started in $dir (scripts/kafka.sh start --dir $dir)"
 	cat "$dir/bootstrap"

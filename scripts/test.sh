@@ -38,7 +38,7 @@ meson test -C build-asan --print-errorlogs --timeout-multiplier 3 --no-suite e2e
 asan_pid=$!
 kafka_ok=1
 if kafka=$(scripts/kafka.sh start --dir "$kafka_dir" | tail -1); then
-	FAUSTC_TEST_KAFKA=$kafka meson test -C build --print-errorlogs --suite kafka \
+	FAUSTC_TEST_KAFKA=$kafka FAUSTC_TEST_KAFKA_DIR=$kafka_dir meson test -C build --print-errorlogs --suite kafka \
 		--logbase testlog-kafka >"$kafka_out" 2>&1 || kafka_ok=0
 else
 	echo "Kafka did not start; see $kafka_dir" >"$kafka_out"

@@ -755,6 +755,29 @@ msg_header(const struct msg *m, const char *name)
 	return NULL;
 }
 
+/*
+ * rd_kafka_query_watermark_offsets of librdkafka < 2.3 never returns while the partition's
+ * leader is down (librdkafka #2588); offsets_for_times keeps its timeout.
+ */
+static rd_kafka_resp_err_t
+watermarks(rd_kafka_t *rk, const char *topic, int32_t p, int64_t *low, int64_t *high)
+{
+	int64_t *out[2] = {low, high};
+	static const int64_t spec[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; i < 2 && !err; i++) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, topic, p)->offset = spec[i];
+		err = rd_kafka_offsets_for_times(rk, l, 10000);
+		if (!err)
+			err = l->elems[0].err;
+		if (!err)
+			*out[i] = l->elems[0].offset;
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	return err;
+}
+
 int
 group_offsets(const char *bootstrap, const char *group, const char *topic, int partitions,
 	      int64_t *committed, int64_t *low, int64_t *high)
@@ -771,8 +794,7 @@ group_offsets(const char *bootstrap, const char *group, const char *topic, int p
 	for (int p = 0; p < partitions && rc == 0; p++) {
 		int64_t lo;
 		committed[p] = l->elems[p].err ? -2 : l->elems[p].offset;
-		err = rd_kafka_query_watermark_offsets(rk, topic, p, low ? &low[p] : &lo, &high[p],
-						       10000);
+		err = watermarks(rk, topic, p, low ? &low[p] : &lo, &high[p]);
 		if (err) {
 			printf("# watermarks of %s[%d]: %s\n", topic, p, rd_kafka_err2str(err));
 			rc = -1;

@@ -24,7 +24,9 @@ stop() { # pid; sets status
 }
 
 topic() { # bootstrap topic: the values, one a line
-	timeout 20 kcat -b "$1" -C -t "$2" -e -q -f '%s\n' 2>/dev/null
+	# A short fetch wait: timeDest grows at 10/s, and with Kafka's default wait (500 ms)
+	# every fetch brings a new value, so kcat would never see the end it exits at (-e).
+	timeout 20 kcat -b "$1" -C -t "$2" -e -q -X fetch.wait.max.ms=10 -f '%s\n' 2>/dev/null
 }
 
 wait_log() { # file pattern [count] [tenths]

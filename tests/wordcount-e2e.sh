@@ -8,6 +8,8 @@
 #   2. a restart with the same data dir (a new, empty embedded broker) continues counting
 #   3. a second worker joins through the first one's broker (mock://ADDR): both read the
 #      repartition topic, the second restores its tables, and the totals stay exact
+#   4. on real Kafka only: --processing-guarantee exactly_once, SIGKILLed while it counts
+#      and started again: read_committed, each occurrence is counted once
 # Usage: wordcount-e2e.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "$0")/e2e-lib.sh" wordcount "$@"
@@ -198,5 +200,51 @@ check_eq "the second worker exits 0" "$status" "0"
 stop "$w1"
 check_eq "the first worker exits 0" "$status" "0"
 check_eq "no agent failed" "$(cat "$tmp/w1.log" "$tmp/w2.log" | grep -c 'failed on')" "0"
+
+# 4. exactly_once (real Kafka only): a worker killed with SIGKILL while it counts, then
+#    started again: read_committed, each occurrence is counted once (one output per
+#    occurrence, each word's counts in order from where they were)
+if [ -n "$kafka" ]; then
+	gen 4 3000 >"$tmp/t4.txt"
+	freq "$tmp/t1.txt" "$tmp/t2.txt" "$tmp/t3.txt" "$tmp/t4.txt" >"$tmp/f4.txt"
+	committed_out() { # wordcount-out as read_committed sees it: "partition offset key value"
+		timeout 30 kcat -b "$kafka" -C -t wordcount-out -e -q -X isolation.level=read_committed \
+			-f '%p\t%o\t%k\t%s\n' 2>/dev/null
+	}
+	committed_out | awk -F'\t' -v OFS='\t' '{ if ($2 > m[$1]) m[$1] = $2 } END { for (p in m) print p, m[p] }' \
+		>"$tmp/ends.txt"
+	eos_worker() { # generation
+		start_worker "e$1" --datadir "$tmp/w1" --broker "mock://$addr" \
+			--processing-guarantee exactly_once
+	}
+	eos_worker 0
+	e0=$worker_pid
+	for _ in $(seq 300); do grep -q "partitions assigned" "$tmp/e0.log" 2>/dev/null && break; sleep 0.1; done
+	"$faustc" -A wordcount send wordcount-in --file "$tmp/t4.txt" --broker "mock://$addr" \
+		>/dev/null 2>&1
+	sleep 0.$((RANDOM % 9 + 1)) # counting, with a transaction open
+	kill -KILL "$e0"
+	wait "$e0" 2>/dev/null
+	eos_worker 1
+	e1=$worker_pid
+	want=$(($(total "$tmp/f4.txt") - $(total "$tmp/f3.txt")))
+	for _ in $(seq 120); do
+		[ "$(committed_out | awk -F'\t' 'FILENAME == ARGV[1] { m[$1] = $2; next }
+			!($1 in m) || $2 > m[$1]' "$tmp/ends.txt" - | wc -l)" -ge "$want" ] && break
+		sleep 0.5
+	done
+	sleep 2 # anything counted twice would show by now
+	committed_out | awk -F'\t' 'FILENAME == ARGV[1] { m[$1] = $2; next }
+		!($1 in m) || $2 > m[$1] { print $3 "\t" $4 }' "$tmp/ends.txt" - >"$tmp/out.tsv"
+	check_phase "exactly_once, SIGKILL and restart" "$tmp/f3.txt" "$tmp/f4.txt"
+	grep -q "exactly_once: transactional producer" "$tmp/e1.log" &&
+		ok "exactly_once: the restarted worker ran a transactional producer" ||
+		not_ok "exactly_once: a transactional producer" "$(tail -3 "$tmp/e1.log")"
+	stop "$e1"
+	check_eq "exactly_once: the worker exits 0" "$status" "0"
+else
+	n=$((n + 1))
+	echo "ok $n - exactly_once, SIGKILL and restart # SKIP needs real Kafka (FAUSTC_TEST_KAFKA)"
+fi
 
 finish

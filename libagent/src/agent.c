@@ -144,6 +144,35 @@ ag__agents_all_done(const struct ag__worker *w)
 	return 1;
 }
 
+int
+ag__agents_quiet(const struct ag__worker *w)
+{
+	for (size_t i = 0; i < w->nrts; i++) {
+		enum ag__agent_state st = w->rts[i]->state;
+		if (st != AG__AGENT_WAIT_EVENT && st != AG__AGENT_WAIT_FLOW && st != AG__AGENT_DONE)
+			return 0;
+	}
+	for (size_t i = 0; i < w->app->ntimers; i++) {
+		const struct ag__timer_rt *tr = w->app->timers[i]->rt;
+		if (tr && tr->co.state != AG__AGENT_WAIT_TIMER && tr->co.state != AG__AGENT_DONE &&
+		    tr->co.state != AG__AGENT_NEW)
+			return 0;
+	}
+	return 1;
+}
+
+void
+ag__agents_rewind(struct ag__worker *w)
+{
+	for (size_t i = 0; i < w->nrts; i++) {
+		struct ag__agent_rt *rt = w->rts[i];
+		if (rt->state == AG__AGENT_WAIT_EVENT || rt->state == AG__AGENT_WAIT_FLOW) {
+			ag__event_release(rt, 0);
+			rt->wm_last = NULL;
+		}
+	}
+}
+
 /* ---- events in hand ---- */
 
 static void
@@ -937,6 +966,8 @@ pull_one(struct ag__agent_rt *rt)
 	for (;;) {
 		if (w->stopping)
 			return AG_EOF;
+		if (w->txn_hold)
+			return -EAGAIN; /* a commit cycle of exactly_once takes its offsets */
 		if (!rt->nevs && (rt->wm_due || rt->wm_last)) {
 			/* Every event taken is done: stream time may move (watermark.c). */
 			struct ag__tpart *moved = rt->wm_due ? NULL : rt->wm_last;
@@ -1049,6 +1080,8 @@ forward(struct ag__agent_rt *rt)
 			rc = forward_event(rt, ev, b->topic, p, has_key ? &key : NULL, 1);
 		if (rc == AG_ESTOPPED && rt->w->stopping)
 			break;
+		if (rc == -ECANCELED)
+			continue; /* an aborted transaction released the event: it comes again */
 		if (rc < 0)
 			log_failure(rt, ev,
 				    b->kind == AG__STAGE_GROUP_BY ? " (group_by)" : " (through)",
@@ -1130,10 +1163,12 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 		if (rt->nevs == max || (rc != 0 && rc != -EAGAIN))
 			break;
 		uint64_t waited_ms = rt->nevs ? (ag__now_ns() - first_ns) / 1000000u : 0;
-		if (rt->nevs && waited_ms >= within_ms)
+		/* exactly_once: a held batch waits for the commit cycle, like single events. */
+		if (rt->nevs && waited_ms >= within_ms && !rt->w->txn_hold)
 			break;
 		rt->slice = 0;
-		if (rt->nevs && (rc = clock_arm(rt, within_ms - waited_ms)) < 0)
+		if (rt->nevs && waited_ms < within_ms &&
+		    (rc = clock_arm(rt, within_ms - waited_ms)) < 0)
 			break;
 		ag__agent_park(rt, AG__AGENT_WAIT_EVENT);
 		clock_stop(rt);

@@ -171,6 +171,12 @@ ag_app_set_option(struct ag_app *app, const char *name, const char *value)
 		app->commit_interval = v;
 		return 0;
 	}
+	if (strcmp(name, "processing_guarantee") == 0) {
+		if (strcmp(value, "at_least_once") != 0 && strcmp(value, "exactly_once") != 0)
+			return -EINVAL;
+		app->exactly_once = strcmp(value, "exactly_once") == 0;
+		return 0;
+	}
 	if (strcmp(name, "standby_replicas") == 0) {
 		if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
 			return -EINVAL;

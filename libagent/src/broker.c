@@ -22,6 +22,7 @@
 
 #include "admin.h"
 #include "internal.h"
+#include "kafka.h"
 
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which internal.h includes */
 
@@ -486,6 +487,8 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 	for (size_t i = 0; app && i < app->nkafka_conf; i++) {
 		const struct ag__kv *kv = &app->kafka_conf[i];
 		char why[256];
+		if (!ag__kafka_prop_applies(kv->key, type))
+			continue; /* a consumer property for a producer, or the reverse */
 		if (rd_kafka_conf_set(conf, kv->key, kv->value, why, sizeof(why)) !=
 		    RD_KAFKA_CONF_OK) {
 			snprintf(err, errlen, "option kafka.%s=%s: %s; fix or remove it", kv->key,

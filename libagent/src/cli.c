@@ -41,6 +41,9 @@ static const char usage_main[] =
 	"      --datadir DIR         data dir (default ./<app_id>-data)\n"
 	"      --kafka-config K=V    librdkafka property for every client (repeatable)\n"
 	"      --commit-interval S   seconds between offset commits (default 2.8)\n"
+	"      --processing-guarantee at_least_once|exactly_once  exactly_once: Kafka\n"
+	"                            transactions (needs a real Kafka broker; default\n"
+	"                            at_least_once)\n"
 	"      --idle-timeout S      seconds before a quiet source partition stops holding\n"
 	"                            windows open (default 5)\n"
 	"      --late-events drop|topic  late window events: dropped and counted (default),\n"
@@ -59,6 +62,7 @@ static const char usage_main[] =
 static const char *const usage_cmd[][2] = {
 	{"worker", "usage: faustc -A APP worker [-l LEVEL] [--broker URL] [--datadir DIR]\n"
 		   "                 [--kafka-config K=V]... [--commit-interval S]\n"
+		   "                 [--processing-guarantee at_least_once|exactly_once]\n"
 		   "                 [--idle-timeout S] [--late-events drop|topic]\n"
 		   "                 [--web-bind ADDR] [--web-port PORT] [--no-web]\n"
 		   "Runs the app's agents until SIGINT/SIGTERM, then commits and exits 0.\n"
@@ -100,6 +104,7 @@ enum {
 	OPT_DATADIR = 256,
 	OPT_KAFKA,
 	OPT_COMMIT,
+	OPT_GUARANTEE,
 	OPT_IDLE,
 	OPT_LATE,
 	OPT_REPLICATION,
@@ -125,6 +130,7 @@ static const struct option options[] = {
 	{"datadir", required_argument, NULL, OPT_DATADIR},
 	{"kafka-config", required_argument, NULL, OPT_KAFKA},
 	{"commit-interval", required_argument, NULL, OPT_COMMIT},
+	{"processing-guarantee", required_argument, NULL, OPT_GUARANTEE},
 	{"idle-timeout", required_argument, NULL, OPT_IDLE},
 	{"late-events", required_argument, NULL, OPT_LATE},
 	{"replication-factor", required_argument, NULL, OPT_REPLICATION},
@@ -314,6 +320,10 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 			opts[nopts].name = "commit_interval";
 			opts[nopts++].value = optarg;
 			break;
+		case OPT_GUARANTEE:
+			opts[nopts].name = "processing_guarantee";
+			opts[nopts++].value = optarg;
+			break;
 		case OPT_IDLE:
 			opts[nopts].name = "idle_timeout";
 			opts[nopts++].value = optarg;
@@ -442,7 +452,10 @@ ag_app_main(int argc, char **argv, ag_app_setup_fn setup)
 		}
 		if (rc < 0) {
 			char what[512];
-			snprintf(what, sizeof(what), "%s '%s'", opts[i].name, opts[i].value);
+			snprintf(what, sizeof(what), "%s '%s'%s", opts[i].name, opts[i].value,
+				 strcmp(opts[i].name, "processing_guarantee") == 0
+					 ? " (at_least_once or exactly_once)"
+					 : "");
 			status = bad_usage(cmd, "bad value for %s", what);
 			goto out;
 		}

@@ -235,6 +235,19 @@ int
 ag__flow_wait(struct ag__agent_rt *rt, struct ag_topic *t, int32_t partition)
 {
 	struct ag__worker *w = rt->w;
+	uint64_t rewinds = w->rewinds;
+	/*
+	 * exactly_once: a commit cycle holds the forwarder here, its event taken but not yet
+	 * forwarded (so nothing of it is in the transaction); an abort meanwhile released the
+	 * event (-ECANCELED: the forwarder goes on with the next one).
+	 */
+	while (w->txn_hold) {
+		if (w->stopping)
+			return AG_ESTOPPED;
+		ag__agent_park(rt, AG__AGENT_WAIT_FLOW);
+	}
+	if (w->rewinds != rewinds)
+		return -ECANCELED;
 	if (!t->flow || partition < 0 || partition >= t->partitions)
 		return 0;
 	int logged = 0;
@@ -250,6 +263,10 @@ ag__flow_wait(struct ag__agent_rt *rt, struct ag_topic *t, int32_t partition)
 		ask_committed(w);
 		ag__agent_park(rt, AG__AGENT_WAIT_FLOW);
 		w->flow_waiters--;
+		while (w->txn_hold && !w->stopping)
+			ag__agent_park(rt, AG__AGENT_WAIT_FLOW);
+		if (w->rewinds != rewinds)
+			return -ECANCELED;
 	}
 	return 0;
 }

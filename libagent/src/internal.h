@@ -194,6 +194,7 @@ struct ag_app {
 	char *broker; /* URL, NULL/"" = embedded */
 	char *datadir; /* NULL = ./<id>-data */
 	double commit_interval;
+	int exactly_once; /* processing_guarantee=exactly_once: transactions (txn.c) */
 	enum ag_log_level loglevel;
 	struct ag__kv *kafka_conf; /* librdkafka properties for every client */
 	size_t nkafka_conf;

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,6 +57,67 @@ ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, stru
 	ag__worker_conf_hooks(conf, type);
 	rd_kafka_conf_set_opaque(conf, opaque);
 	return ag__kafka_create(out, type, conf, err, errlen);
+}
+
+/*
+ * librdkafka's property table (rd_kafka_conf_properties_show), parsed once: for each
+ * property its C/P column, '*', 'C' or 'P'. Rows look like
+ * "session.timeout.ms                       |  C  | 1 .. 3600000 | ...".
+ */
+static char *prop_table;
+
+static void
+prop_table_load(void)
+{
+	size_t len = 0;
+	FILE *f = open_memstream(&prop_table, &len);
+	if (!f)
+		return;
+	rd_kafka_conf_properties_show(f);
+	fclose(f);
+}
+
+int
+ag__kafka_prop_applies(const char *name, rd_kafka_type_t type)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, prop_table_load);
+	size_t n = strlen(name);
+	for (const char *line = prop_table; line && *line;) {
+		const char *end = strchr(line, '\n');
+		if (strncmp(line, name, n) == 0 && line[n] == ' ') {
+			const char *c = strchr(line + n, '|');
+			c = c ? c + strspn(c + 1, " ") + 1 : "*";
+			char scope = *c;
+			if (scope == 'C')
+				return type == RD_KAFKA_CONSUMER;
+			if (scope == 'P')
+				return type == RD_KAFKA_PRODUCER;
+			return 1;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return 1;
+}
+
+rd_kafka_resp_err_t
+ag__kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int64_t *lo, int64_t *hi,
+		     int timeout_ms)
+{
+	int64_t *out[2] = {lo, hi};
+	static const int64_t spec[2] = {RD_KAFKA_OFFSET_BEGINNING, RD_KAFKA_OFFSET_END};
+	rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	for (int i = 0; i < 2 && !err; i++) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, topic, partition)->offset = spec[i];
+		err = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+		if (!err)
+			err = l->elems[0].err;
+		if (!err)
+			*out[i] = l->elems[0].offset;
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+	return err;
 }
 
 /* Kafka takes [a-zA-Z0-9._-] in a group.instance.id; anything else becomes '_'. */

@@ -19,6 +19,24 @@ int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, 
  */
 int ag__kafka_instance_id(const struct ag_app *app, char *buf, size_t cap);
 
+/*
+ * Whether a client of this type uses the librdkafka property `name`, by librdkafka's own
+ * property table (its C/P column: consumer, producer, both). A producer given a consumer
+ * property only warns (CONFWARN) and ignores it, so kafka.* options go to the clients that
+ * use them. A name the table lacks counts as used (rd_kafka_conf_set then judges it).
+ */
+int ag__kafka_prop_applies(const char *name, rd_kafka_type_t type);
+
+/*
+ * A partition's first and next offsets (ListOffsets, earliest and latest), within
+ * timeout_ms each. rd_kafka_query_watermark_offsets of librdkafka before 2.3.0 never
+ * returns while the partition's leader is down (librdkafka issue #2588), which stopped a
+ * worker for good when a broker died; rd_kafka_offsets_for_times keeps its timeout. Blocks:
+ * call it off the loop. Returns librdkafka's error.
+ */
+rd_kafka_resp_err_t ag__kafka_watermarks(rd_kafka_t *rk, const char *topic, int32_t partition,
+					 int64_t *lo, int64_t *hi, int timeout_ms);
+
 /* rd_kafka_new that frees conf on failure. */
 int ag__kafka_create(rd_kafka_t **out, rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err,
 		     size_t errlen);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kafka.h"
 #include "table_rt.h"
 
 #define AG__CACHE_EVICT_AT 65536
@@ -915,14 +916,15 @@ flush_window_state(struct ag__worker *w, struct ag_table *t, int32_t p)
 }
 
 int
-ag__tables_cycle_begin(struct ag__worker *w)
+ag__tables_cycle_begin(struct ag__worker *w, int more)
 {
 	struct opbuf *ts = &w->tables->cycle;
 	int rc = 0;
-	cycle_ops_free(ts);
+	if (!more)
+		cycle_ops_free(ts);
 	for (size_t i = 0; i < w->app->ntables; i++) {
 		struct ag_table *t = w->app->tables[i];
-		if ((rc = ttl_sweep(w, t)) < 0)
+		if (!more && (rc = ttl_sweep(w, t)) < 0)
 			ag__log(w->app, AG_LOG_WARN, "table %s: expiring keys failed: %s", t->name,
 				ag_strerror(rc));
 		for (int p = 0; p < t->changelog->partitions; p++) {
@@ -964,7 +966,7 @@ out:
 			}
 		}
 	}
-	return rc == -ENOBUFS ? 0 : rc;
+	return rc == -ENOBUFS ? 1 : rc;
 }
 
 int
@@ -1021,6 +1023,12 @@ ag__tables_cycle_end(struct ag__worker *w)
 	}
 	cycle_ops_free(ts);
 	return rc;
+}
+
+void
+ag__tables_cycle_abort(struct ag__worker *w)
+{
+	cycle_ops_free(&w->tables->cycle);
 }
 
 void
@@ -1198,29 +1206,51 @@ ag__tables_standby(struct ag__worker *w)
 	}
 }
 
+/*
+ * The changelog's first and next offsets, asked on libuv's thread pool: the request waits
+ * for the partition's leader, which after a broker failure or during a rebalance storm can
+ * take seconds, and the loop (heartbeat of the agents, the commit cycle, the other
+ * partitions) must not wait with it. A revocation while it runs cancels it.
+ */
+struct ag__clog_query {
+	uv_work_t req;
+	struct ag__worker *w;
+	struct ag_table *t;
+	struct ag__tpart *tp;
+	int cancelled;
+	rd_kafka_resp_err_t err;
+	int64_t lo, hi;
+};
+
+static void
+clog_query_work(uv_work_t *req)
+{
+	struct ag__clog_query *q = req->data;
+	q->err = ag__kafka_watermarks(q->w->producer, q->t->changelog->name, q->tp->partition,
+				      &q->lo, &q->hi, 10000);
+}
+
+static void
+recover_failed(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp, int rc)
+{
+	ag__log(w->app, AG_LOG_ERROR,
+		"table %s partition %d could not be recovered (%s); the worker stops rather than "
+		"run on wrong state",
+		t->name, (int)tp->partition, ag_strerror(rc));
+	w->exit_status = 1;
+	ag_app_stop(w->app);
+}
+
+/* The rest of restore_part, once the changelog runs from lo to hi. Returns 0 or < 0. */
 static int
-restore_part(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp)
+restore_from(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp, int64_t lo, int64_t hi)
 {
 	int32_t p = tp->partition;
 	struct ag__part *pt = &t->rt->parts[p];
 	const char *clog = t->changelog->name;
-	standby_stop(w, t, p); /* LMDB has what it followed: only the rest is restored */
-	cache_clear(pt, 0, 0);
-	ag__window_part_reset(pt);
-	int64_t stored = -1, lo = 0, hi = 0;
-	int rc = ag__store_get_offset(w->store, t->name, p, &stored);
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	pt->clog_stored = stored;
-	pt->clog_high = -1;
-	rd_kafka_resp_err_t err =
-		rd_kafka_query_watermark_offsets(w->producer, clog, p, &lo, &hi, 10000);
-	if (err) {
-		ag__log(w->app, AG_LOG_ERROR, "cannot read the changelog positions of %s[%d]: %s",
-			clog, (int)p, rd_kafka_err2str(err));
-		return ag__kafka_err(err);
-	}
+	int64_t stored = pt->clog_stored;
 	int64_t keys = ag__store_count(w->store, t->name, p);
+	int rc;
 	if (stored > hi || (stored < 0 && hi == 0 && keys > 0)) {
 		ag__log(w->app, AG_LOG_WARN,
 			"changelog %s[%d] ends at %lld but the local store is at %lld with %lld "
@@ -1278,6 +1308,83 @@ restore_part(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp)
 	return 0;
 }
 
+static void
+clog_query_done(uv_work_t *req, int status)
+{
+	struct ag__clog_query *q = req->data;
+	struct ag__worker *w = q->w;
+	struct ag_table *t = q->t;
+	struct ag__tpart *tp = q->tp;
+	int cancelled = q->cancelled || status == UV_ECANCELED || w->stopping;
+	rd_kafka_resp_err_t err = q->err;
+	int64_t lo = q->lo, hi = q->hi;
+	if (!cancelled && (err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+			   err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+			   err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+			   err == RD_KAFKA_RESP_ERR__TRANSPORT)) {
+		/* A leader moving or a broker down: ask again while the partition is ours. */
+		ag__log(w->app, AG_LOG_WARN,
+			"waiting for the leader of changelog %s[%d] (%s) before restoring table %s",
+			t->changelog->name, (int)tp->partition, rd_kafka_err2str(err), t->name);
+		q->err = 0;
+		if (uv_queue_work(&w->loop, &q->req, clog_query_work, clog_query_done) == 0)
+			return;
+	}
+	free(q);
+	if (cancelled)
+		return; /* revoked (ag__tables_revoke reset the partition) or stopping */
+	t->rt->parts[tp->partition].query = NULL;
+	int rc = 0;
+	if (err) {
+		ag__log(w->app, AG_LOG_ERROR, "cannot read the changelog positions of %s[%d]: %s",
+			t->changelog->name, (int)tp->partition, rd_kafka_err2str(err));
+		rc = ag__kafka_err(err);
+	} else {
+		rc = restore_from(w, t, tp, lo, hi);
+	}
+	if (rc < 0) {
+		recover_failed(w, t, tp, rc);
+		return;
+	}
+	tpart_recovered(w, tp); /* the query's hold */
+}
+
+/*
+ * Starts recovering table t's partition of tp: what LMDB holds, then (off the loop) where
+ * the changelog runs, then restore_from. Holds tp->recovering until done.
+ */
+static int
+restore_part(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp)
+{
+	int32_t p = tp->partition;
+	struct ag__part *pt = &t->rt->parts[p];
+	standby_stop(w, t, p); /* LMDB has what it followed: only the rest is restored */
+	cache_clear(pt, 0, 0);
+	ag__window_part_reset(pt);
+	int64_t stored = -1;
+	int rc = ag__store_get_offset(w->store, t->name, p, &stored);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	pt->clog_stored = stored;
+	pt->clog_high = -1;
+	if (pt->query) /* assigned again without a revocation between: ask again */
+		pt->query->cancelled = 1;
+	struct ag__clog_query *q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->w = w;
+	q->t = t;
+	q->tp = tp;
+	q->req.data = q;
+	if ((rc = uv_queue_work(&w->loop, &q->req, clog_query_work, clog_query_done)) < 0) {
+		free(q);
+		return rc;
+	}
+	pt->query = q;
+	tp->recovering++;
+	return 0;
+}
+
 int
 ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp)
 {
@@ -1288,13 +1395,7 @@ ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp)
 			continue;
 		int rc = restore_part(w, t, tp);
 		if (rc < 0) {
-			ag__log(w->app, AG_LOG_ERROR,
-				"table %s partition %d could not be recovered (%s); the worker "
-				"stops "
-				"rather than run on wrong state",
-				t->name, (int)tp->partition, ag_strerror(rc));
-			w->exit_status = 1;
-			ag_app_stop(w->app);
+			recover_failed(w, t, tp, rc);
 			return rc;
 		}
 	}
@@ -1310,6 +1411,10 @@ ag__tables_revoke(struct ag__worker *w, struct ag__tpart *tp)
 		if (t->source != tp->topic || !t->rt)
 			continue;
 		struct ag__part *pt = &t->rt->parts[tp->partition];
+		if (pt->query) {
+			pt->query->cancelled = 1;
+			pt->query = NULL;
+		}
 		if (pt->restoring) {
 			rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
 			rd_kafka_topic_partition_list_add(l, t->changelog->name, tp->partition);

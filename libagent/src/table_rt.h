@@ -56,6 +56,8 @@ struct ag__part {
 	int64_t clog_high; /* next changelog offset known delivered, -1 unknown */
 	int64_t clog_stored; /* what LMDB holds */
 	int restoring;
+	/* the changelog's positions being asked off the loop (restore_part), or NULL */
+	struct ag__clog_query *query;
 	int standby; /* followed as a standby replica (not owned): changelog -> LMDB */
 	uint64_t standby_applied; /* records a standby wrote */
 	int restore_finished; /* reached restore_end in the batch being stored */

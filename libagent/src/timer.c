@@ -27,7 +27,8 @@ timer_main(void *arg)
 	struct ag__worker *w = tr->co.w;
 	struct ag__timer *t = tr->timer;
 	for (;;) {
-		while (!tr->due && !w->stopping)
+		/* A commit cycle of exactly_once holds the calls until it is done. */
+		while ((!tr->due || w->txn_hold) && !w->stopping)
 			ag__agent_park(&tr->co, AG__AGENT_WAIT_TIMER);
 		if (w->stopping)
 			break;

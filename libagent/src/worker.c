@@ -13,13 +13,16 @@
  * every message produced so far is delivered (producer sequence numbers tracked like
  * offsets), write table entries and changelog positions to LMDB in one transaction, and
  * only then commit the consumer offsets. A crash anywhere in between replays events but
- * loses none.
+ * loses none. With processing_guarantee=exactly_once the cycle first holds every agent and
+ * timer at a safe point, and the offsets go into the cycle's Kafka transaction with
+ * everything produced since the last one; LMDB is written after the commit (txn.c).
  *
  * SIGINT/SIGTERM (or ag_app_stop) stop consumption; agents finish the event in hand and
  * get AG_EOF; a final cycle commits; the consumer leaves the group; every handle closes.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,7 @@
 #include "kafka.h"
 #include "admin.h"
 #include "channel.h"
+#include "txn.h"
 #include "worker.h"
 
 volatile sig_atomic_t ag__stop_signal;
@@ -213,6 +217,24 @@ find_tpart(struct ag__worker *w, const char *topic, int32_t partition)
 	return &t->parts[partition];
 }
 
+struct ag__tpart *
+ag__tpart_find(struct ag__worker *w, const char *topic, int32_t partition)
+{
+	return find_tpart(w, topic, partition);
+}
+
+void
+ag__tpart_forget(struct ag__tpart *tp)
+{
+	tpart_drop_buffer(tp);
+	tp->ready = 0;
+	tp->have_pos = 0;
+	tp->paused = 0;
+	tp->committed = -1;
+	tp->at_eof = 0;
+	tpart_acks_reset(tp, 0);
+}
+
 void
 ag__tpart_maybe_resume(struct ag__worker *w, struct ag__tpart *tp)
 {
@@ -248,6 +270,22 @@ pause_tpart(struct ag__worker *w, struct ag__tpart *tp)
 		w->pauses == 1 ? "; further pauses and resumes are counted in the stats line" : "");
 }
 
+/* Traffic from a broker: after an outage, says that it is over. */
+static void
+broker_ok(struct ag__worker *w)
+{
+	if (!w->brokers_down)
+		return;
+	w->brokers_down = 0;
+	ag__log(w->app, AG_LOG_WARN,
+		"broker %s reachable again after %.1f s (%llu connection errors not logged); "
+		"processing resumes",
+		w->broker.bootstrap, (double)(ag__now_ns() - w->down_ns) / 1e9,
+		(unsigned long long)w->errors_repeated);
+	w->last_err = 0;
+	w->errors_repeated = 0;
+}
+
 static void
 dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 {
@@ -280,7 +318,7 @@ dispatch(struct ag__worker *w, rd_kafka_message_t *m)
 	tp->at_eof = 0;
 	tp->received++;
 	tp->last_offset = m->offset;
-	w->brokers_down = 0;
+	broker_ok(w);
 	if (!w->first_event_ns)
 		w->first_event_ns = ag__now_ns();
 	uint32_t most = ag__tpart_most(tp);
@@ -301,6 +339,27 @@ consumer_error(struct ag__worker *w, rd_kafka_message_t *m)
 			m->rkt ? find_tpart(w, rd_kafka_topic_name(m->rkt), m->partition) : NULL;
 		if (tp && tp->assigned)
 			tp->at_eof = 1;
+		return;
+	}
+	if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+		/*
+		 * A consumer's fatal error (librdkafka hands it to the consumer, not error_cb)
+		 * leaves it dead: it never joins the group again and its partitions stay
+		 * unprocessed for ever (the wedge of issue 10). Seen on Kafka 4.1: a static
+		 * member whose session timed out while its coordinator moved (a broker killed)
+		 * rejoined and was fenced as FENCED_INSTANCE_ID (librdkafka issue #3437).
+		 * Stop: a restart rejoins with the same --worker-id and gets the partitions
+		 * back; the events since the last commit are processed again.
+		 */
+		char why[512];
+		rd_kafka_fatal_error(w->consumer, why, sizeof(why));
+		ag__log(w->app, AG_LOG_ERROR,
+			"the consumer failed for good (%s); the worker stops (exit status 1): "
+			"start "
+			"it again (a supervisor should), it takes its partitions back",
+			why[0] ? why : rd_kafka_message_errstr(m));
+		w->exit_status = 1;
+		ag_app_stop(w->app);
 		return;
 	}
 	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
@@ -384,8 +443,14 @@ static void
 after_work(struct ag__worker *w)
 {
 	if (w->closing) {
-		if (rd_kafka_consumer_closed(w->consumer))
+		/* A consumer with a fatal error never finishes closing: nothing to wait for. */
+		if (rd_kafka_consumer_closed(w->consumer) ||
+		    rd_kafka_fatal_error(w->consumer, NULL, 0))
 			close_handles(w);
+		return;
+	}
+	if (w->cycle_quiet && ag__agents_quiet(w)) {
+		cycle_check(w); /* calls after_work again once the cycle is done */
 		return;
 	}
 	if (w->stopping && !w->cycle_active && ag__agents_all_done(w)) {
@@ -436,6 +501,8 @@ on_producer(uv_poll_t *h, int status, int events)
 		w->send_waiters = 0;
 		ag__agents_wake_all(w, AG__AGENT_WAIT_SEND);
 	}
+	if (w->txn_failed)
+		ag__worker_commit_soon(w); /* the abort (dr_cb) */
 	cycle_check(w);
 	after_work(w);
 }
@@ -460,7 +527,32 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 				rd_kafka_err2str(m->err));
 		return;
 	}
-	if (m->err) {
+	if (m->err && w->app->exactly_once) {
+		/*
+		 * The transaction this message belongs to cannot commit: the cycle aborts it at
+		 * once (the messages still queued are purged with it, not waited for) and the
+		 * events since the last commit are processed again. A purged message is part of
+		 * an aborted transaction: not news.
+		 */
+		if (m->err != RD_KAFKA_RESP_ERR__PURGE_QUEUE &&
+		    m->err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+			w->failed_deliveries++;
+			if (w->txn_open && !w->txn_failed) {
+				ag__log(w->app, AG_LOG_WARN,
+					"could not deliver a message to %s[%d]: %s; this cycle's "
+					"transaction is aborted and its events are processed again",
+					rd_kafka_topic_name(m->rkt), (int)m->partition,
+					rd_kafka_err2str(m->err));
+				w->txn_failed = 1;
+				/*
+				 * Sends are dropped from now on: agents waiting for room go on.
+				 * on_producer starts the cycle once this poll is over: the abort
+				 * must serve the other delivery reports, not run inside one.
+				 */
+				ag__agents_wake_all(w, AG__AGENT_WAIT_SEND);
+			}
+		}
+	} else if (m->err) {
 		/*
 		 * librdkafka retries for ever (message.timeout.ms=0), so this is a permanent
 		 * refusal (too large, unknown topic, not authorized). Committing past the event
@@ -477,7 +569,7 @@ dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		ag_app_stop(w->app);
 	} else {
 		ag__tables_delivered(w, m);
-		w->brokers_down = 0;
+		broker_ok(w);
 	}
 	ag__flow_delivered(m);
 	ag__acks_ack(&w->delivered, (int64_t)seq);
@@ -503,6 +595,11 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 {
 	if (w->closing)
 		return AG_ESTOPPED;
+	if (w->txn_failed) {
+		/* Its transaction is aborted anyway: the event is processed again after it. */
+		w->txn_dropped++;
+		return 0;
+	}
 	if (!topic->rkt && !(topic->rkt = producer_rkt(w, topic)))
 		return ag__kafka_err(rd_kafka_last_error());
 	if (partition < 0 && key && key->ptr)
@@ -539,6 +636,12 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 			rd_kafka_error_destroy(e);
 		}
 	}
+	if (err == RD_KAFKA_RESP_ERR__STATE && w->app->exactly_once) {
+		/* The transaction failed (its delivery report is on its way): it is aborted. */
+		w->txn_failed = 1;
+		w->txn_dropped++;
+		return 0;
+	}
 	if (err) {
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
 			return -ENOBUFS;
@@ -568,13 +671,10 @@ ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 
 /* ---- commit cycle ---- */
 
+/* Takes the cycle's offsets and sends the dirty table entries to their changelogs. */
 static void
-cycle_start(struct ag__worker *w)
+cycle_take(struct ag__worker *w)
 {
-	if (w->cycle_active) {
-		w->cycle_again = 1;
-		return;
-	}
 	rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(16);
 	for (size_t i = 0; i < w->app->ntopics; i++) {
 		struct ag_topic *t = w->app->topics[i];
@@ -589,13 +689,33 @@ cycle_start(struct ag__worker *w)
 				rd_kafka_topic_partition_list_add(offs, t->name, p)->offset = pos;
 		}
 	}
-	int rc = ag__tables_cycle_begin(w);
+	int rc = ag__tables_cycle_begin(w, 0);
 	if (rc < 0)
 		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
+	/* exactly_once: the transaction must hold every change of its events (cycle_check). */
+	w->cycle_flush_more = rc == 1 && w->app->exactly_once;
+	if (rc < 0 && w->app->exactly_once)
+		w->txn_failed = 1; /* committing without those changes would lose them */
 	w->cycle->offsets = offs;
+	w->cycle_seq = w->next_seq;
+}
+
+static void
+cycle_start(struct ag__worker *w)
+{
+	if (w->cycle_active) {
+		w->cycle_again = 1;
+		return;
+	}
 	w->cycle_active = 1;
 	w->cycle_start_ns = ag__now_ns();
-	w->cycle_seq = w->next_seq;
+	if (w->app->exactly_once) {
+		/* The offsets are taken once every agent is held at a safe point. */
+		w->txn_hold = 1;
+		w->cycle_quiet = 1;
+	} else {
+		cycle_take(w);
+	}
 	cycle_check(w);
 }
 
@@ -631,12 +751,36 @@ cycle_check(struct ag__worker *w)
 {
 	if (!w->cycle_active)
 		return;
-	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq)
+	if (w->cycle_quiet) {
+		if (!ag__agents_quiet(w))
+			return;
+		w->cycle_quiet = 0;
+		cycle_take(w);
+	}
+	while (w->cycle_flush_more) {
+		/* The agents are held: the producer queue only drains. Send the rest. */
+		if (rd_kafka_outq_len(w->producer) > 1000)
+			return; /* on_producer looks again */
+		int rc = ag__tables_cycle_begin(w, 1);
+		w->cycle_seq = w->next_seq;
+		w->cycle_flush_more = rc == 1;
+		if (rc == 1)
+			return;
+		if (rc < 0) {
+			ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s",
+				ag_strerror(rc));
+			w->txn_failed = 1;
+		}
+	}
+	/* A failed transaction is aborted without waiting: the abort purges what is queued. */
+	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq && !w->txn_failed)
 		return;
 	rd_kafka_topic_partition_list_t *offs = w->cycle->offsets;
 	w->cycle->offsets = NULL;
-	int rc = w->no_commit ? 0 : ag__tables_cycle_end(w);
-	if (w->no_commit) {
+	int rc = w->no_commit || w->app->exactly_once ? 0 : ag__tables_cycle_end(w);
+	if (w->app->exactly_once) {
+		ag__txn_cycle_end(w, offs);
+	} else if (w->no_commit) {
 		ag__log(w->app, AG_LOG_WARN, "not committing: a message could not be delivered");
 	} else if (rc < 0) {
 		ag__log(w->app, AG_LOG_ERROR,
@@ -660,6 +804,12 @@ cycle_check(struct ag__worker *w)
 	rd_kafka_topic_partition_list_destroy(offs);
 	w->cycle_active = 0;
 	ag__hist_observe(&w->commit_hist, (ag__now_ns() - w->cycle_start_ns) / 1000u);
+	if (w->txn_hold) {
+		w->txn_hold = 0;
+		ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
+		ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
+		ag__agents_wake_all(w, AG__AGENT_WAIT_TIMER);
+	}
 	if (w->cycle_again) {
 		w->cycle_again = 0;
 		cycle_start(w);
@@ -697,6 +847,8 @@ offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
 		ag__log(w->app, AG_LOG_WARN, "offset commit failed: %s", rd_kafka_err2str(err));
 	else if (!err && offs && w->broker.kind == AG__BROKER_KAFKA)
 		ag__admin_purge(w, offs);
+	if (!err)
+		broker_ok(w);
 }
 
 /* ---- rebalance ---- */
@@ -780,27 +932,120 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 	cycle_start(w);
 }
 
+/* A repeated librdkafka error is logged again at most this often (with its count). */
+#define ERROR_REPEAT_NS (30ull * 1000000000u)
+
 static void
 error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	struct ag__worker *w = opaque;
-	int fatal = err == RD_KAFKA_RESP_ERR__FATAL;
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-		w->brokers_down = 1;
-	ag__log(w->app, fatal ? AG_LOG_ERROR : AG_LOG_WARN, "kafka (%s): %s", rd_kafka_name(rk),
-		reason);
-	if (fatal) {
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		ag__log(w->app, AG_LOG_ERROR, "kafka (%s): %s", rd_kafka_name(rk), reason);
 		w->exit_status = 1;
 		ag_app_stop(w->app);
+		return;
 	}
+	/*
+	 * During an outage each of the three clients reports every failed reconnect: one
+	 * warning when it starts, then each kind of error once per 30 s with how often it
+	 * came (broker_ok() logs the end).
+	 */
+	uint64_t now = ag__now_ns();
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !w->brokers_down) {
+		w->brokers_down = 1;
+		w->down_ns = now;
+		ag__log(w->app, AG_LOG_WARN,
+			"no broker reachable at %s (%s): waiting for it; events, deliveries and "
+			"commits wait too (nothing is lost)",
+			w->broker.bootstrap, reason);
+		w->last_err = err;
+		w->last_err_ns = now;
+		w->errors_repeated = 0;
+		return;
+	}
+	int repeat = w->brokers_down || err == w->last_err; /* an outage: one kind of error */
+	if (repeat && now - w->last_err_ns < ERROR_REPEAT_NS) {
+		w->errors_repeated++;
+		return;
+	}
+	if (w->brokers_down)
+		ag__log(w->app, AG_LOG_WARN,
+			"still waiting for the broker at %s after %.0f s: %s (%llu more errors "
+			"since the last message)",
+			w->broker.bootstrap, (double)(now - w->down_ns) / 1e9, reason,
+			(unsigned long long)w->errors_repeated);
+	else if (repeat && w->errors_repeated)
+		ag__log(w->app, AG_LOG_WARN, "kafka: %s (%llu times in the last %.0f s)", reason,
+			(unsigned long long)w->errors_repeated + 1,
+			(double)(now - w->last_err_ns) / 1e9);
+	else
+		ag__log(w->app, AG_LOG_WARN, "kafka: %s", reason);
+	w->last_err = err;
+	w->last_err_ns = now;
+	w->errors_repeated = 0;
 }
 
+/*
+ * librdkafka's warnings and errors of one facility (GETPID retrying while the broker loads
+ * its coordinator, ...) at most once per 30 s each: the ones between go to debug and are
+ * counted in the next one logged. log_cb runs on librdkafka's threads, hence the lock.
+ */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char fac[16];
+	uint64_t ns;
+	unsigned long skipped;
+} log_seen[16];
+
+/* Whether fac logged within ERROR_REPEAT_NS; else *skipped is how many were not logged. */
+static int
+log_repeated(const char *fac, unsigned long *skipped)
+{
+	uint64_t now = ag__now_ns();
+	int repeated = 0;
+	size_t slot = 0;
+	pthread_mutex_lock(&log_mu);
+	for (size_t i = 0; i < AG__ARRAY_SIZE(log_seen); i++) {
+		if (strncmp(log_seen[i].fac, fac, sizeof(log_seen[i].fac) - 1) == 0) {
+			slot = i;
+			break;
+		}
+		if (log_seen[i].ns < log_seen[slot].ns)
+			slot = i; /* the oldest, reused for a new facility */
+	}
+	if (strncmp(log_seen[slot].fac, fac, sizeof(log_seen[slot].fac) - 1) == 0 &&
+	    now - log_seen[slot].ns < ERROR_REPEAT_NS) {
+		log_seen[slot].skipped++;
+		repeated = 1;
+	} else {
+		if (strncmp(log_seen[slot].fac, fac, sizeof(log_seen[slot].fac) - 1) != 0)
+			log_seen[slot].skipped = 0;
+		snprintf(log_seen[slot].fac, sizeof(log_seen[slot].fac), "%s", fac);
+		*skipped = log_seen[slot].skipped;
+		log_seen[slot].skipped = 0;
+		log_seen[slot].ns = now;
+	}
+	pthread_mutex_unlock(&log_mu);
+	return repeated;
+}
+
+/*
+ * librdkafka logs each connection failure (facility FAIL) and also hands it to error_cb:
+ * error_cb logs it, the log line goes to debug.
+ */
 static void
 log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
 	struct ag__worker *w = rd_kafka_opaque(rk);
 	enum ag_log_level l = level <= 3 ? AG_LOG_ERROR : level <= 4 ? AG_LOG_WARN : AG_LOG_DEBUG;
-	ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
+	unsigned long skipped = 0;
+	if (strcmp(fac, "FAIL") == 0 || (l != AG_LOG_DEBUG && log_repeated(fac, &skipped)))
+		l = AG_LOG_DEBUG;
+	if (skipped)
+		ag__log(w ? w->app : NULL, l, "kafka %s: %s (%lu more like it in the last 30 s)",
+			fac, buf, skipped);
+	else
+		ag__log(w ? w->app : NULL, l, "kafka %s: %s", fac, buf);
 }
 
 /* ---- lifecycle ---- */
@@ -851,6 +1096,8 @@ on_signal(uv_signal_t *h, int signum)
 			rd_kafka_topic_partition_list_destroy(w->cycle->offsets);
 		w->cycle->offsets = NULL;
 		w->cycle_active = 0;
+		w->cycle_quiet = 0;
+		w->txn_hold = 0;
 		w->unassign_pending = 0;
 		begin_close(w);
 		return;
@@ -981,7 +1228,7 @@ clients_open(struct ag__worker *w)
 	if (w->broker.kind == AG__BROKER_KAFKA &&
 	    ag__kafka_instance_id(w->app, instance, sizeof(instance)) < 0)
 		return -ENAMETOOLONG;
-	const struct ag__kv consumer_conf[] = {
+	struct ag__kv consumer_conf[8 + AG__TXN_CONF_MAX] = {
 		/* Static membership on Kafka: a restarted worker takes its partitions back. */
 		{"group.instance.id", instance},
 		{"group.id", w->app->id},
@@ -992,30 +1239,31 @@ clients_open(struct ag__worker *w)
 		{"partition.assignment.strategy", "range"},
 		{"queued.max.messages.kbytes", "16384"},
 	};
-	const struct ag__kv producer_conf[] = {
+	struct ag__kv producer_conf[5 + AG__TXN_CONF_MAX] = {
 		{"linger.ms", "5"},
 		{"enable.idempotence", "true"},
 		{"message.timeout.ms", "0"},
 		{"queue.buffering.max.messages", "200000"},
 		{"batch.num.messages", "10000"},
 	};
-	const struct ag__kv restorer_conf[] = {
+	struct ag__kv restorer_conf[5 + AG__TXN_CONF_MAX] = {
 		{"group.id", group_restore},           {"enable.auto.commit", "false"},
 		{"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
 		{"enable.partition.eof", "true"},
 	};
+	/* exactly_once: the transactional.id and read_committed (txn.c) */
+	size_t nc = 8 + ag__txn_conf(w, RD_KAFKA_CONSUMER, consumer_conf + 8);
+	size_t np = 5 + ag__txn_conf(w, RD_KAFKA_PRODUCER, producer_conf + 5);
+	size_t nr = 5 + ag__txn_conf(w, RD_KAFKA_CONSUMER, restorer_conf + 5);
 	size_t skip = *instance ? 0 : 1; /* the mock: no static membership */
 	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app,
-			       consumer_conf + skip, AG__ARRAY_SIZE(consumer_conf) - skip, w, err,
-			       sizeof(err));
+			       consumer_conf + skip, nc - skip, w, err, sizeof(err));
 	if (rc == 0)
 		rc = ag__kafka_new(&w->producer, RD_KAFKA_PRODUCER, &w->broker, w->app,
-				   producer_conf, AG__ARRAY_SIZE(producer_conf), w, err,
-				   sizeof(err));
+				   producer_conf, np, w, err, sizeof(err));
 	if (rc == 0)
 		rc = ag__kafka_new(&w->restorer, RD_KAFKA_CONSUMER, &w->broker, w->app,
-				   restorer_conf, AG__ARRAY_SIZE(restorer_conf), w, err,
-				   sizeof(err));
+				   restorer_conf, nr, w, err, sizeof(err));
 	if (rc < 0) {
 		ag__log(w->app, AG_LOG_ERROR, "cannot create Kafka clients: %s", err);
 		return rc;
@@ -1070,6 +1318,13 @@ clients_close(struct ag__worker *w)
 		rd_kafka_destroy_flags(w->restorer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	if (w->consumer)
 		rd_kafka_destroy_flags(w->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+	if (w->producer && w->txn_open) {
+		/* Not committed: nothing of it may become visible. */
+		rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, 5000);
+		if (e)
+			rd_kafka_error_destroy(e);
+		w->txn_open = 0;
+	}
 	if (w->producer) {
 		rd_kafka_flush(w->producer, 5000);
 		rd_kafka_destroy(w->producer);
@@ -1153,6 +1408,8 @@ ag__worker_run(struct ag_app *app)
 		ag__log(app, AG_LOG_ERROR, "%s", err);
 		goto out_store;
 	}
+	if ((rc = ag__txn_check_broker(w)) < 0)
+		goto out_broker;
 	w->broker.wait = 1e9; /* a worker waits for its broker as long as it takes */
 	if ((rc = ag__broker_ensure_topics(&w->broker, app, err, sizeof(err))) < 0) {
 		if (rc == AG_ESTOPPED) {
@@ -1167,8 +1424,8 @@ ag__worker_run(struct ag_app *app)
 	if ((rc = uv_loop_init(&w->loop)) < 0)
 		goto out_broker;
 	app->worker = w;
-	if ((rc = clients_open(w)) < 0 || (rc = handles_open(w)) < 0 ||
-	    (rc = ag__flow_open(w)) < 0 || (rc = ag__wm_open(w)) < 0)
+	if ((rc = clients_open(w)) < 0 || (rc = ag__txn_open(w)) < 0 ||
+	    (rc = handles_open(w)) < 0 || (rc = ag__flow_open(w)) < 0 || (rc = ag__wm_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
 	    (rc = ag__channels_open(w)) < 0 || (rc = ag__agents_start(w)) < 0 ||
@@ -1197,12 +1454,14 @@ ag__worker_run(struct ag_app *app)
 	ag__log(app, AG_LOG_INFO,
 		"stats: events=%llu sent=%llu elapsed=%.6f failed_deliveries=%llu "
 		"forward_waits=%llu forward_duplicates=%llu paused=%llu resumed=%llu "
-		"buffer_peak=%u late_events=%llu watermark_heartbeats=%llu",
+		"buffer_peak=%u late_events=%llu watermark_heartbeats=%llu txn_commits=%llu "
+		"txn_aborts=%llu",
 		(unsigned long long)w->events, (unsigned long long)w->sent, elapsed,
 		(unsigned long long)w->failed_deliveries, (unsigned long long)w->flow_waits,
 		(unsigned long long)w->fwd_duplicates, (unsigned long long)w->pauses,
 		(unsigned long long)w->resumes, w->buffer_peak, (unsigned long long)w->late_events,
-		(unsigned long long)w->wm_heartbeats);
+		(unsigned long long)w->wm_heartbeats, (unsigned long long)w->txn_commits,
+		(unsigned long long)w->txn_aborts);
 	for (size_t i = 0; i < app->ntopics; i++) {
 		const struct ag_topic *t = app->topics[i];
 		char line[256];

@@ -191,6 +191,19 @@ struct ag__worker {
 	uint64_t cycle_seq; /* producer messages before this one must be delivered */
 	int final_cycle;
 	int no_commit; /* a delivery failed for good: commit nothing more */
+	int cycle_quiet; /* exactly_once: the cycle waits until every coroutine is held */
+	int cycle_flush_more; /* exactly_once: table entries still to send in this cycle */
+
+	/* txn.c: exactly_once */
+	char txn_id[300]; /* transactional.id */
+	int txn_open; /* a transaction is begun */
+	int txn_hold; /* agents and timers stop at their next safe point */
+	int txn_failed; /* a delivery of the open transaction failed: it is aborted */
+	uint64_t txn_seq; /* next_seq when the open transaction began */
+	uint64_t txn_begin_ns;
+	uint64_t txn_commits, txn_aborts, txn_fenced;
+	uint32_t txn_aborts_in_row;
+	uint64_t rewinds; /* aborts that sent the partitions back to their committed offsets */
 	struct ag__cycle *cycle;
 	struct ag__tables *tables; /* table.c's state */
 	const rd_kafka_topic_t *last_rkt; /* dispatch's cache: the last message's topic */
@@ -231,6 +244,7 @@ struct ag__worker {
 
 	/* stats */
 	uint64_t events, sent, failed_deliveries, fwd_duplicates, late_events;
+	uint64_t txn_dropped; /* sends skipped because their transaction is aborted anyway */
 	uint64_t pauses, resumes; /* back-pressure pauses and resumes of partitions */
 	uint32_t buffer_peak; /* most events ever buffered for one reader of a partition */
 	uint64_t first_event_ns, last_delivery_ns;
@@ -238,6 +252,11 @@ struct ag__worker {
 	uint64_t rebalances, assignments;
 	int rebalancing; /* partitions revoked, no assignment since */
 	int brokers_down; /* librdkafka said all brokers are down; cleared by traffic */
+	uint64_t down_ns; /* when brokers_down was set */
+	/* error_cb: the last error logged, when, and the repeats of it not logged since */
+	int last_err;
+	uint64_t last_err_ns;
+	uint64_t errors_repeated;
 	uint64_t cycle_start_ns;
 	struct ag__hist commit_hist;
 	struct ag__web *web;
@@ -259,6 +278,14 @@ void ag__agent_wake(struct ag__worker *w, struct ag__agent_rt *rt);
 void ag__agents_run(struct ag__worker *w);
 void ag__agents_wake_all(struct ag__worker *w, enum ag__agent_state from);
 int ag__agents_all_done(const struct ag__worker *w);
+/*
+ * exactly_once: whether every coroutine is at a safe point while w->txn_hold is set (waiting
+ * for events, for a timer tick, for flow, or done): no event is half processed, so every
+ * output produced belongs to an acked event.
+ */
+int ag__agents_quiet(const struct ag__worker *w);
+/* An aborted transaction: drops the events agents hold, unacked (they are fetched again). */
+void ag__agents_rewind(struct ag__worker *w);
 void ag__event_release(struct ag__agent_rt *rt, int ack);
 struct ag__agent_rt *ag__agent_current(void);
 /*
@@ -385,6 +412,11 @@ void ag__web_peer(struct ag__worker *w, const rd_kafka_message_t *m);
 /* window.c: logs a windowed table's late events at exit (warn) when there were any. */
 void ag__window_report(const struct ag_table *t);
 
+/* worker.c: a partition of a source topic by name, or NULL */
+struct ag__tpart *ag__tpart_find(struct ag__worker *w, const char *topic, int32_t partition);
+/* Drops a partition's buffered events and position: it is fetched again from its commit. */
+void ag__tpart_forget(struct ag__tpart *tp);
+
 /* table.c */
 int ag__tables_open(struct ag__worker *w);
 void ag__tables_close(struct ag__worker *w);
@@ -393,10 +425,16 @@ int ag__tables_assign(struct ag__worker *w, struct ag__tpart *tp);
 void ag__tables_revoke(struct ag__worker *w, struct ag__tpart *tp);
 /* Starts and stops standby replicas to follow the partitions this worker now owns. */
 void ag__tables_standby(struct ag__worker *w);
-/* Collects dirty entries into the cycle (producing changelog records). */
-int ag__tables_cycle_begin(struct ag__worker *w);
+/*
+ * Collects dirty entries into the cycle (producing changelog records). Returns 0, 1 when
+ * the producer queue filled up before every entry was sent (the rest stays dirty; with
+ * more = 1 a later call adds them to the same cycle), or an error.
+ */
+int ag__tables_cycle_begin(struct ag__worker *w, int more);
 /* Writes the collected entries and changelog offsets to LMDB. */
 int ag__tables_cycle_end(struct ag__worker *w);
+/* The cycle's transaction was aborted: forgets the collected entries (LMDB stays). */
+void ag__tables_cycle_abort(struct ag__worker *w);
 /* A changelog record was delivered. */
 void ag__tables_delivered(struct ag__worker *w, const rd_kafka_message_t *msg);
 /* Serves the restore consumer's queue. */

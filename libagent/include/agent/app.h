@@ -69,7 +69,13 @@ const char *ag_app_id(const struct ag_app *app);
  *   "broker"          URL: kafka://h1:9092,h2:9092, mock://h:p (a `faustc broker`), or
  *                     empty for the embedded broker (default)
  *   "datadir"         data directory (default ./<app_id>-data)
- *   "commit_interval" seconds between offset commits, a decimal (default 2.8)
+ *   "commit_interval" seconds between offset commits, a decimal (default 2.8); with
+ *                     exactly_once it also bounds how late read_committed readers see the
+ *                     outputs (down to 0.1 s is fine on Kafka)
+ *   "processing_guarantee" "at_least_once" (default) or "exactly_once": each commit
+ *                     cycle is one Kafka transaction holding the outputs, forwards,
+ *                     changelog records and consumer offsets; needs a real Kafka broker
+ *                     (refused at start on the embedded one); docs/guarantees.md
  *   "loglevel"        debug, info, warn, error (default info)
  *   "max_message_bytes" larger keys+values are bad input (default 1048576)
  *   "standby_replicas" 1 (default): each worker follows the changelogs of some table

@@ -381,4 +381,10 @@ ag__web_metrics(struct ag__web *web, struct ag__sbuf *o)
 	family(o, "forward_waits_total", "counter",
 	       "Times a forwarder waited for the consumers of its topic to catch up.");
 	sample(o, "forward_waits_total", NULL, NULL, NULL, NULL, (double)w->flow_waits);
+	family(o, "transactions_committed_total", "counter",
+	       "exactly_once: commit cycles committed as one Kafka transaction.");
+	sample(o, "transactions_committed_total", NULL, NULL, NULL, NULL, (double)w->txn_commits);
+	family(o, "transactions_aborted_total", "counter",
+	       "exactly_once: transactions aborted (their events were processed again).");
+	sample(o, "transactions_aborted_total", NULL, NULL, NULL, NULL, (double)w->txn_aborts);
 }
