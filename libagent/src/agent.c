@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "kafka.h"
 #include "worker.h"
 
@@ -579,7 +580,7 @@ take_message(struct ag__worker *w, struct ag__agent_rt *rt, struct ag_event *ev)
 			best = tp;
 			break;
 		}
-		int64_t ts = rd_kafka_message_timestamp(ring->buf[ring->head].m, NULL);
+		int64_t ts = ag__msg_timestamp(ring->buf[ring->head].m);
 		if (!best || ts < best_ts) {
 			best = tp;
 			best_ts = ts;
@@ -681,6 +682,8 @@ ag__produce_wait(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 		 const struct ag_bytes *key, const struct ag_bytes *value, rd_kafka_headers_t *hdrs,
 		 int64_t timestamp)
 {
+	if (topic->channel)
+		return ag__channel_send(w, topic, key, value, hdrs, timestamp);
 	for (;;) {
 		rd_kafka_headers_t *h = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
 		int rc = ag__produce_hdrs(w, topic, partition, key, value, h, timestamp);
@@ -769,10 +772,7 @@ bad_input(struct ag__agent_rt *rt, int reason, const char *why)
 static rd_kafka_headers_t *
 event_headers(const struct ag_event *ev)
 {
-	rd_kafka_headers_t *h = NULL;
-	if (rd_kafka_message_headers(ev->msg, &h) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return NULL;
-	return h;
+	return ag__msg_headers(ev->msg);
 }
 
 /*
@@ -1111,7 +1111,7 @@ latency_handed(struct ag__agent_rt *rt)
 	uint64_t now = ag__wall_us();
 	rt->handed_us = now;
 	for (size_t i = 0; i < rt->nevs; i++) {
-		int64_t ts = rd_kafka_message_timestamp(rt->evs[i].msg, NULL);
+		int64_t ts = ag__msg_timestamp(rt->evs[i].msg);
 		if (ts > 0)
 			ag__hist_observe(&rt->agent->e2e_hist, now > (uint64_t)ts * 1000u
 								       ? now - (uint64_t)ts * 1000u
@@ -1255,8 +1255,7 @@ ag_event_offset(const struct ag_event *ev)
 AG_EXPORT int64_t
 ag_event_timestamp(const struct ag_event *ev)
 {
-	rd_kafka_timestamp_type_t type;
-	return rd_kafka_message_timestamp(ev->msg, &type);
+	return ag__msg_timestamp(ev->msg);
 }
 
 AG_EXPORT int

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.h"
 #include "codec.h"
 #include "internal.h"
 
@@ -40,6 +41,12 @@ valid_name(const char *name)
 	return 1;
 }
 
+int
+ag__name_valid(const char *name)
+{
+	return valid_name(name);
+}
+
 AG_EXPORT int
 ag_app_new(struct ag_app **out)
 {
@@ -57,9 +64,10 @@ ag_app_new(struct ag_app **out)
 	return 0;
 }
 
-static void
-topic_free(struct ag_topic *t)
+void
+ag__topic_free(struct ag_topic *t)
 {
+	ag__channel_free(t->channel);
 	free(t->readers);
 	free(t->name);
 	free(t->parts);
@@ -72,7 +80,11 @@ ag_app_free(struct ag_app *app)
 	if (!app)
 		return;
 	for (size_t i = 0; i < app->ntopics; i++)
-		topic_free(app->topics[i]);
+		ag__topic_free(app->topics[i]);
+	free(app->topics);
+	for (size_t i = 0; i < app->nchannels; i++)
+		ag__topic_free(app->channels[i]);
+	free(app->channels);
 	for (size_t i = 0; i < app->nagents; i++) {
 		struct ag_agent *a = app->agents[i];
 		for (size_t k = 0; k < a->nstages; k++)
@@ -99,7 +111,6 @@ ag_app_free(struct ag_app *app)
 	free(app->kafka_conf);
 	free(app->models);
 	free(app->codecs);
-	free(app->topics);
 	free(app->agents);
 	free(app->tables);
 	free(app->id);
@@ -320,7 +331,7 @@ ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *o
 	if ((t->key_type && ag_app_model(app, t->key_type) < 0) ||
 	    (t->value_type && ag_app_model(app, t->value_type) < 0) ||
 	    push(&app->topics, &app->ntopics, t) < 0) {
-		topic_free(t);
+		ag__topic_free(t);
 		return -ENOMEM;
 	}
 	if (out)
@@ -765,7 +776,7 @@ ag_agent_group_by_field(struct ag_agent *agent, const char *field, int partition
 AG_EXPORT int
 ag_agent_through(struct ag_agent *agent, struct ag_topic *topic)
 {
-	if (!topic || topic->app != agent->app)
+	if (!topic || topic->app != agent->app || topic->channel)
 		return -EINVAL;
 	/* Forwarding into a topic the agent already reads would loop. */
 	if (topic == agent->source)
@@ -790,7 +801,7 @@ AG_EXPORT int
 ag_app_table(struct ag_app *app, const char *name, struct ag_topic *source,
 	     const struct ag_table_opts *opts, struct ag_table **out)
 {
-	if (!valid_name(name) || !source || source->app != app)
+	if (!valid_name(name) || !source || source->app != app || source->channel)
 		return -EINVAL;
 	if (find_table(app, name))
 		return -EEXIST;

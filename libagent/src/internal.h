@@ -23,6 +23,7 @@
 struct ag__worker;
 struct ag__tpart;
 struct ag__flow;
+struct ag__channel;
 
 /* Reasons an event is bad input; counted per topic. */
 enum ag__bad {
@@ -64,7 +65,14 @@ struct ag_topic {
 	void *wm_userdata;
 	uint32_t wm_sources; /* a boundary topic: its forwarder's source partitions; 0: plain */
 	uint64_t produced; /* messages this worker produced to it (/metrics) */
+	struct ag__channel *channel; /* an in-memory channel (channel.c), NULL for Kafka */
 };
+
+/* A topic, agent or channel name: [a-zA-Z0-9._-], 1..249 bytes (app.c). */
+int ag__name_valid(const char *name);
+
+/* Frees a declared topic or channel (app.c). */
+void ag__topic_free(struct ag_topic *t);
 
 enum ag__sink_kind {
 	AG__SINK_TOPIC,
@@ -206,6 +214,8 @@ struct ag_app {
 	/* declarations, in declaration order */
 	struct ag_topic **topics;
 	size_t ntopics;
+	struct ag_topic **channels; /* in-memory channels: never on the broker (channel.c) */
+	size_t nchannels;
 	struct ag_agent **agents;
 	size_t nagents;
 	struct ag_table **tables;

@@ -33,6 +33,7 @@
 
 #include "kafka.h"
 #include "admin.h"
+#include "channel.h"
 #include "txn.h"
 #include "worker.h"
 
@@ -92,6 +93,10 @@ topic_parts_init(struct ag_topic *t)
 void
 ag__held_release(rd_kafka_message_t *m, uint32_t *refs)
 {
+	if (ag__chmsg_is(m)) {
+		ag__chmsg_free(m);
+		return;
+	}
 	if (refs && --*refs > 0)
 		return;
 	free(refs);
@@ -233,6 +238,10 @@ ag__tpart_forget(struct ag__tpart *tp)
 void
 ag__tpart_maybe_resume(struct ag__worker *w, struct ag__tpart *tp)
 {
+	if (tp->topic->channel) {
+		ag__channel_drained(w, tp);
+		return;
+	}
 	if (!tp->paused || ag__tpart_most(tp) > AG__BUF_LOW)
 		return;
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -1108,6 +1117,7 @@ ag_app_stop(struct ag_app *app)
 	ag__agents_wake_all(w, AG__AGENT_WAIT_EVENT);
 	ag__agents_wake_all(w, AG__AGENT_WAIT_CLOCK);
 	ag__agents_wake_all(w, AG__AGENT_WAIT_FLOW);
+	ag__channels_stop(w);
 	ag__timers_stop(w);
 	ag__web_announce(w); /* leaves the other workers' list */
 	ag__worker_kick(w);
@@ -1190,6 +1200,8 @@ subscribe(struct ag__worker *w)
 		const struct ag_agent *a = w->app->agents[i];
 		for (size_t k = 0; k < a->nsegs; k++) {
 			const char *name = a->segs[k].input->name;
+			if (a->segs[k].input->channel)
+				continue; /* in memory: never on the broker (channel.c) */
 			if (!rd_kafka_topic_partition_list_find(l, name, RD_KAFKA_PARTITION_UA))
 				rd_kafka_topic_partition_list_add(l, name, RD_KAFKA_PARTITION_UA);
 		}
@@ -1416,8 +1428,9 @@ ag__worker_run(struct ag_app *app)
 	    (rc = handles_open(w)) < 0 || (rc = ag__flow_open(w)) < 0 || (rc = ag__wm_open(w)) < 0)
 		goto out_loop;
 	if ((rc = ag__tables_open(w)) < 0 || (rc = producer_topics(w)) < 0 ||
-	    (rc = ag__agents_start(w)) < 0 || (rc = ag__agents_replies_open(w)) < 0 ||
-	    (rc = subscribe(w)) < 0 || (rc = ag__timers_start(w)) < 0) {
+	    (rc = ag__channels_open(w)) < 0 || (rc = ag__agents_start(w)) < 0 ||
+	    (rc = ag__agents_replies_open(w)) < 0 || (rc = subscribe(w)) < 0 ||
+	    (rc = ag__timers_start(w)) < 0) {
 		ag__log(app, AG_LOG_ERROR, "worker start-up failed: %s", ag_strerror(rc));
 		ag_app_stop(app);
 		w->exit_status = 1;
@@ -1464,6 +1477,7 @@ ag__worker_run(struct ag_app *app)
 	}
 	for (size_t i = 0; i < app->ntables; i++)
 		ag__window_report(app->tables[i]);
+	ag__channels_report(w);
 	for (size_t i = 0; i < app->nagents; i++) {
 		const struct ag_agent *a = app->agents[i];
 		if (a->failures)
@@ -1490,6 +1504,8 @@ out_loop:
 	clients_close(w);
 	for (size_t i = 0; i < app->ntopics; i++)
 		topic_parts_free(app->topics[i]);
+	for (size_t i = 0; i < app->nchannels; i++)
+		topic_parts_free(app->channels[i]);
 	app->worker = NULL;
 	rc = uv_loop_close(&w->loop);
 	if (rc != 0) {
@@ -1505,6 +1521,8 @@ out_free:
 	/* Also when start-up stopped before the loop (no broker, a stop signal): idempotent. */
 	for (size_t i = 0; i < app->ntopics; i++)
 		topic_parts_free(app->topics[i]);
+	for (size_t i = 0; i < app->nchannels; i++)
+		topic_parts_free(app->channels[i]);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);
 	int status = rc < 0 && !w->handles_open && w->exit_status == 0 ? 1 : w->exit_status;

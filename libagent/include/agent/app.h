@@ -125,6 +125,43 @@ struct ag_topic_opts {
 int ag_app_topic(struct ag_app *app, const char *name, const struct ag_topic_opts *opts,
 		 struct ag_topic **out);
 
+/*
+ * In-memory channels, Faust's app.channel(): a queue inside one worker process that agents
+ * read and send to like a topic, without a broker. ag_app_channel returns a struct ag_topic
+ * usable wherever a topic is used for reading and sending: an agent's source
+ * (ag_app_agent), a sink (ag_agent_sink_topic), the target of ag_send, ag_agent_send,
+ * ag_agent_echo and ag_stream_yield. Events keep key, value, headers and timestamp (a send without one gets the
+ * wall clock in ms, read once per loop turn); ag_stream_next and ag_stream_take hand them
+ * out as usual.
+ *
+ * A channel has one partition (ag_event_partition is 0) and no Kafka offsets:
+ * ag_event_offset is the channel's own sequence number (0, 1, 2, ... per worker run),
+ * nothing is committed and nothing is replayed. Order is FIFO per channel; each agent
+ * reading it gets every event, as with a topic.
+ *
+ * Not durable: events live only in this worker's memory. Events sent but not yet handed
+ * to an agent are lost when the worker stops or crashes; at stop they are counted and
+ * logged at warn ("channel NAME: N events dropped at shutdown"), as are sends refused
+ * because the worker stops or no agent reads the channel.
+ *
+ * Back-pressure: each reading agent holds at most `capacity` events not yet handed out
+ * (0: AG_CHANNEL_CAPACITY). A send to a full channel parks the calling agent or timer until
+ * the readers have taken half of them; outside a coroutine it returns -ENOBUFS. A parked
+ * sender whose worker stops gets AG_ESTOPPED (the event is counted as dropped). A channel
+ * never holds up the commit cycle or the stop: it has no offsets to commit.
+ *
+ * Not for tables (a table follows a topic's partitions and its changelog) nor as the
+ * topic of through: ag_app_table and ag_agent_through return -EINVAL. Declaring the same name twice
+ * returns the first channel when the capacity agrees and -EEXIST when it does not. *out
+ * (optional) is borrowed, valid while the app lives. Returns 0, -EINVAL (bad name,
+ * capacity above 1048576), -EEXIST, -ENOMEM.
+ */
+#define AG_CHANNEL_CAPACITY 4096
+int ag_app_channel(struct ag_app *app, const char *name, size_t capacity, struct ag_topic **out);
+
+/* 1 when topic is a channel (ag_app_channel), 0 when it is a Kafka topic. */
+int ag_topic_is_channel(const struct ag_topic *topic);
+
 /* Topic name and partition count. Borrowed. */
 const char *ag_topic_name(const struct ag_topic *topic);
 int ag_topic_partitions(const struct ag_topic *topic);

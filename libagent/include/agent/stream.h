@@ -61,8 +61,10 @@ int ag_stream_yield(struct ag_stream *stream, const struct ag_bytes *key,
  * Sends key/value to a topic: the partition is murmur2(key) % partitions (Java/Faust
  * compatible), random without a key. Copies both. Inside an agent it yields while the
  * producer queue is full; outside one it returns -ENOBUFS then. Delivery is confirmed
- * before the offsets of the events processed so far are committed.
- * Returns 0, -ENOBUFS, AG_ESTOPPED, AG_EKAFKA.
+ * before the offsets of the events processed so far are committed. To a channel
+ * (ag_app_channel) the event goes to this worker's agents reading it: a full channel parks
+ * the caller likewise (-ENOBUFS outside an agent or timer), -EPIPE when no agent reads it.
+ * Returns 0, -ENOBUFS, -EPIPE, AG_ESTOPPED, AG_EKAFKA.
  */
 int ag_send(struct ag_topic *topic, const struct ag_bytes *key, const struct ag_bytes *value);
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../acks.h"
+#include "../channel.h"
 #include "../table_rt.h"
 #include "web.h"
 
@@ -228,6 +229,39 @@ partition_metrics(struct ag__worker *w, struct ag__sbuf *o)
 	free(buffered.ptr);
 }
 
+/* In-memory channels (channel.c): what went through, what waits, what was refused. */
+static void
+channel_metrics(struct ag__worker *w, struct ag__sbuf *o)
+{
+	const struct ag_app *app = w->app;
+	if (!app->nchannels)
+		return;
+	family(o, "channel_sent_total", "counter", "Events put into an in-memory channel.");
+	for (size_t i = 0; i < app->nchannels; i++)
+		sample(o, "channel_sent_total", "channel", app->channels[i]->name, NULL, NULL,
+		       (double)app->channels[i]->channel->sent);
+	family(o, "channel_buffered", "gauge",
+	       "Events of a channel its fullest reader has not been handed yet (lost if the "
+	       "worker stops now).");
+	for (size_t i = 0; i < app->nchannels; i++) {
+		const struct ag_topic *t = app->channels[i];
+		sample(o, "channel_buffered", "channel", t->name, NULL, NULL,
+		       t->parts ? (double)ag__tpart_most(t->parts) : 0.0);
+	}
+	family(o, "channel_parks_total", "counter",
+	       "Sends that parked on a full channel (back-pressure).");
+	for (size_t i = 0; i < app->nchannels; i++)
+		sample(o, "channel_parks_total", "channel", app->channels[i]->name, NULL, NULL,
+		       (double)app->channels[i]->channel->parks);
+	family(o, "channel_dropped_total", "counter",
+	       "Sends to a channel refused because the worker stops or no agent reads it.");
+	for (size_t i = 0; i < app->nchannels; i++) {
+		const struct ag__channel *ch = app->channels[i]->channel;
+		sample(o, "channel_dropped_total", "channel", app->channels[i]->name, NULL, NULL,
+		       (double)(ch->dropped_stop + ch->dropped_unread));
+	}
+}
+
 static void
 table_metrics(struct ag__web *web, struct ag__sbuf *o)
 {
@@ -317,6 +351,7 @@ ag__web_metrics(struct ag__web *web, struct ag__sbuf *o)
 		       strcmp(state, states[i]) == 0);
 	agent_metrics(w, o);
 	partition_metrics(w, o);
+	channel_metrics(w, o);
 	table_metrics(web, o);
 	family(o, "bad_input_total", "counter",
 	       "Events that failed their topic's codec or record type, by reason.");
