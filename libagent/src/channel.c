@@ -307,6 +307,37 @@ ag__channels_stop(struct ag__worker *w)
 		ag__agents_wake_all(w, AG__AGENT_WAIT_SEND);
 }
 
+/* Events the readers of t were handed so far: each reader gets every event sent. */
+static uint64_t
+taken(const struct ag_topic *t)
+{
+	const struct ag__tpart *tp = t->parts;
+	uint64_t n = 0;
+	for (uint32_t r = 0; tp && r < tp->nreaders; r++)
+		n += t->channel->sent - tp->rings[r].count;
+	return n;
+}
+
+void
+ag__channels_txn_end(struct ag__worker *w, int committed)
+{
+	for (size_t i = 0; i < w->app->nchannels; i++) {
+		const struct ag_topic *t = w->app->channels[i];
+		struct ag__channel *ch = t->channel;
+		uint64_t now = taken(t);
+		uint64_t lost = now - ch->taken_committed;
+		ch->taken_committed = now;
+		if (committed || !lost)
+			continue;
+		ch->dropped_abort += lost;
+		ag__log(w->app, AG_LOG_WARN,
+			"channel %s: %llu events taken by agents since the last commit were part "
+			"of the aborted transaction; a channel cannot hand them out again, so "
+			"their effects are lost (%llu so far)",
+			t->name, (unsigned long long)lost, (unsigned long long)ch->dropped_abort);
+	}
+}
+
 void
 ag__channels_report(struct ag__worker *w)
 {
@@ -321,7 +352,8 @@ ag__channels_report(struct ag__worker *w)
 			"channel %s: sent=%llu parks=%llu peak=%u capacity=%u dropped=%llu",
 			t->name, (unsigned long long)ch->sent, (unsigned long long)ch->parks,
 			ch->peak, ch->capacity,
-			(unsigned long long)(buffered + ch->dropped_stop + ch->dropped_unread));
+			(unsigned long long)(buffered + ch->dropped_stop + ch->dropped_unread +
+					     ch->dropped_abort));
 		if (buffered)
 			ag__log(w->app, AG_LOG_WARN,
 				"channel %s: %llu events dropped at shutdown (buffered in memory, "
@@ -333,6 +365,10 @@ ag__channels_report(struct ag__worker *w)
 				"channel %s: %llu sends refused while the worker stopped "
 				"(AG_ESTOPPED)",
 				t->name, (unsigned long long)ch->dropped_stop);
+		if (ch->dropped_abort)
+			ag__log(w->app, AG_LOG_WARN,
+				"channel %s: %llu events taken in aborted transactions were lost",
+				t->name, (unsigned long long)ch->dropped_abort);
 		if (ch->dropped_unread)
 			ag__log(w->app, AG_LOG_WARN,
 				"channel %s: %llu sends refused: no agent reads the channel "

@@ -24,6 +24,8 @@ struct ag__channel {
 	uint64_t parks; /* sends that parked on a full channel */
 	uint64_t dropped_stop; /* refused because the worker stops, or buffered at the end */
 	uint64_t dropped_unread; /* refused because no agent reads the channel */
+	uint64_t dropped_abort; /* exactly_once: taken by agents in an aborted transaction */
+	uint64_t taken_committed; /* exactly_once: events taken by readers at the last commit */
 	uint64_t clock_loop; /* uv_now when clock_wall was read */
 	int64_t clock_wall; /* the wall clock then, ms since the epoch (0: not read yet) */
 	struct ag__chmsg *free; /* recycled small messages, at most capacity of them */
@@ -61,6 +63,13 @@ void ag__channel_drained(struct ag__worker *w, struct ag__tpart *tp);
 
 /* The worker stops: parked senders wake up to AG_ESTOPPED. */
 void ag__channels_stop(struct ag__worker *w);
+
+/*
+ * exactly_once: a transaction committed (what agents took from channels so far is settled)
+ * or was aborted: what agents took from a channel since the last commit had its effects
+ * aborted, and a channel cannot hand it out again, so it is counted as dropped and logged.
+ */
+void ag__channels_txn_end(struct ag__worker *w, int committed);
 
 /* At exit: logs each channel's counts, events dropped at warn. */
 void ag__channels_report(struct ag__worker *w);

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "channel.h"
 #include "kafka.h"
 #include "txn.h"
 #include "worker.h"
@@ -296,6 +297,7 @@ ag__txn_cycle_end(struct ag__worker *w, rd_kafka_topic_partition_list_t *offs)
 		return;
 	enum ag__txn_outcome o = ag__txn_end(w, offs, w->txn_failed);
 	w->txn_failed = 0;
+	ag__channels_txn_end(w, o == AG__TXN_COMMITTED);
 	if (o == AG__TXN_COMMITTED) {
 		w->txn_aborts_in_row = 0;
 		int rc = ag__tables_cycle_end(w);

@@ -258,7 +258,7 @@ channel_metrics(struct ag__worker *w, struct ag__sbuf *o)
 	for (size_t i = 0; i < app->nchannels; i++) {
 		const struct ag__channel *ch = app->channels[i]->channel;
 		sample(o, "channel_dropped_total", "channel", app->channels[i]->name, NULL, NULL,
-		       (double)(ch->dropped_stop + ch->dropped_unread));
+		       (double)(ch->dropped_stop + ch->dropped_unread + ch->dropped_abort));
 	}
 }
 
