@@ -287,6 +287,34 @@ h_group_rewind(const char *bootstrap, const char *group, const rd_kafka_topic_pa
 	return err ? -1 : 0;
 }
 
+void
+h_withdrawal(rd_kafka_t *p, int32_t partition, const char *user, const char *country, double amount,
+	     int64_t ts)
+{
+	char value[160];
+	snprintf(value, sizeof(value), "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}",
+		 user, country, amount);
+	rd_kafka_vu_t vu[] = {
+		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
+		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {(void *)user, strlen(user)}},
+		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
+		{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
+		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+		{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
+	};
+	size_t n = sizeof(vu) / sizeof(vu[0]) - (partition < 0 ? 1 : 0);
+	rd_kafka_error_t *e;
+	while ((e = rd_kafka_produceva(p, vu, n)) &&
+	       rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+		rd_kafka_error_destroy(e);
+		rd_kafka_poll(p, 50);
+	}
+	if (e) {
+		printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
+		exit(99);
+	}
+}
+
 /* The value following option name in a NULL-terminated argument list, or NULL. */
 static const char *
 arg_value(const char *const *args, const char *name)

@@ -145,6 +145,15 @@ void produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *k
 void produce_text(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
 		  const char *value);
 
+/*
+ * Produces one event of the withdrawals example to topic withdrawals: {"user", "country",
+ * "amount"} keyed by user, with Kafka timestamp ts (ms); partition < 0: by the key
+ * (murmur2). Waits while the producer's queue is full; bails out (exit 99) on any other
+ * refusal.
+ */
+void h_withdrawal(rd_kafka_t *p, int32_t partition, const char *user, const char *country,
+		  double amount, int64_t ts);
+
 /* Flushes (30 s at most) and destroys the producer. Returns librdkafka's flush result. */
 rd_kafka_resp_err_t h_producer_flush_close(rd_kafka_t *rk);
 

@@ -57,30 +57,10 @@ amount_of(int i)
 static void
 withdraw(rd_kafka_t *p, int i, int32_t partition, int64_t ts, int count)
 {
-	char user[16], value[160];
+	char user[16];
 	int c = (i / 3) % NCOUNTRY;
 	snprintf(user, sizeof(user), "u%d", (i * 7) % USERS);
-	snprintf(value, sizeof(value), "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}",
-		 user, countries[c], amount_of(i));
-	rd_kafka_vu_t vu[] = {
-		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
-		{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {user, strlen(user)}},
-		{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
-		{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
-		{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
-		{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
-	};
-	size_t n = sizeof(vu) / sizeof(vu[0]) - (partition < 0 ? 1 : 0);
-	rd_kafka_error_t *e;
-	while ((e = rd_kafka_produceva(p, vu, n)) &&
-	       rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-		rd_kafka_error_destroy(e);
-		rd_kafka_poll(p, 50);
-	}
-	if (e) {
-		printf("# Bail out! produce: %s\n", rd_kafka_error_string(e));
-		exit(99);
-	}
+	h_withdrawal(p, partition, user, countries[c], amount_of(i), ts);
 	if (count && (ts - T0) / 10000 < NWIN)
 		expect[c][(ts - T0) / 10000] += amount_of(i);
 }

@@ -47,25 +47,11 @@ produce_range(int from, int to)
 {
 	rd_kafka_t *p = producer_new(bootstrap);
 	for (int i = from; i < to; i++) {
-		char user[16], value[160];
+		char user[16];
 		int u = (i * 7) % USERS, c = (i / 3) % NCOUNTRY;
 		snprintf(user, sizeof(user), "u%d", u);
-		snprintf(value, sizeof(value),
-			 "{\"user\": \"%s\", \"country\": \"%s\", \"amount\": %.2f}", user,
-			 countries[c], amount_of(i));
 		int64_t ts = T0 + (int64_t)i * STEP_MS;
-		rd_kafka_vu_t vu[] = {
-			{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
-			{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {user, strlen(user)}},
-			{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
-			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = ts},
-			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
-		};
-		rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
-		if (e) {
-			printf("# produce: %s\n", rd_kafka_error_string(e));
-			exit(99);
-		}
+		h_withdrawal(p, -1, user, countries[c], amount_of(i), ts);
 		user_total[u] += amount_of(i);
 		window_total[c][(ts - T0) / 10000] += amount_of(i);
 	}
@@ -78,19 +64,7 @@ produce_flush(void)
 {
 	rd_kafka_t *p = producer_new(bootstrap);
 	for (int c = 0; c < NCOUNTRY; c++) {
-		char value[128];
-		snprintf(value, sizeof(value),
-			 "{\"user\": \"flush\", \"country\": \"%s\", \"amount\": 0}", countries[c]);
-		rd_kafka_vu_t vu[] = {
-			{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = "withdrawals"},
-			{.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {"flush", 5}},
-			{.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {value, strlen(value)}},
-			{.vtype = RD_KAFKA_VTYPE_TIMESTAMP, .u.i64 = T0 + 3600000},
-			{.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
-		};
-		rd_kafka_error_t *e = rd_kafka_produceva(p, vu, sizeof(vu) / sizeof(vu[0]));
-		if (e)
-			exit(99);
+		h_withdrawal(p, -1, "flush", countries[c], 0, T0 + 3600000);
 	}
 	producer_close(p, "the flush events");
 }

@@ -72,8 +72,11 @@ wait_greetings() { # count
 start_worker "$tmp/w1" --web-port 0
 [[ "$web" =~ ^http://127\.0\.0\.1:[0-9]+$ ]] && ok "web.addr holds http://127.0.0.1:PORT" ||
 	not_ok "web.addr holds http://127.0.0.1:PORT" "got: $web"
-states=$(health_states "$web" | paste -sd,)
-check_eq "/health: 503 starting, then 200 running" "$states" "503 starting,200 running"
+# The table's partitions may show as recovering for a moment: their changelog's positions
+# are asked off the loop even when the changelog is empty.
+states=$(health_states "$web" | paste -sd, | sed 's/^503 starting,503 recovering,/503 starting,/')
+check_eq "/health: 503 starting (maybe recovering), then 200 running" "$states" \
+	"503 starting,200 running"
 checks=$(curl -s "$web/health" | jq -c '[.status, (.checks | keys)]')
 check_eq "/health JSON: status and checks" "$checks" \
 	'["running",["backpressure","broker","consumer","lifecycle","tables"]]'
