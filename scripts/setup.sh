@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential pkg-config meson ninja-build librdkafka-dev libuv1-dev liblmdb-dev
 	libmsgpack-dev libjansson-dev kcat jq clang clang-format libclang-rt-14-dev valgrind
-	groff-base cmake curl python3-prometheus-client chromium)
+	groff-base cmake curl python3-prometheus-client chromium gdb)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

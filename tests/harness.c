@@ -427,6 +427,13 @@ sleep_ticking(int ms)
 
 /* ---- children ---- */
 
+/* The children spawn() started, by pid, for what wait_exit says about a hung one. */
+static struct {
+	pid_t pid;
+	char name[64];
+} children[256];
+static size_t nchildren;
+
 pid_t
 spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
 {
@@ -462,6 +469,11 @@ spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
 	fflush(stderr);
 	pid_t parent = getpid();
 	pid_t pid = fork();
+	if (pid > 0 && nchildren < sizeof(children) / sizeof(children[0])) {
+		children[nchildren].pid = pid;
+		snprintf(children[nchildren].name, sizeof(children[nchildren].name), "%s", name);
+		nchildren++;
+	}
 	if (pid != 0)
 		return pid;
 	/* A test that dies (or bails out) must not leave its broker and workers running. */
@@ -487,6 +499,36 @@ spawn(const char *name, ag_app_setup_fn setup, const char *const *args)
 	exit(ag_app_main(argc, argv, setup));
 }
 
+/*
+ * A child that does not exit: the end of its log and, where gdb is installed, its threads'
+ * stacks, as TAP comments (what is needed to find a hang seen once in CI).
+ */
+static void
+hung_report(pid_t pid)
+{
+	const char *name = NULL;
+	for (size_t i = 0; i < nchildren && !name; i++)
+		if (children[i].pid == pid)
+			name = children[i].name;
+	char cmd[1024];
+	if (name) {
+		snprintf(cmd, sizeof(cmd), "tail -n 25 '%s/%s.log' | sed 's/^/#   /'", h_tmp, name);
+		printf("# the end of %s.log:\n", name);
+		fflush(stdout);
+		if (system(cmd) != 0)
+			printf("#   (unreadable)\n");
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "command -v gdb >/dev/null && timeout 30 gdb -p %d -batch -nx "
+		 "-ex 'thread apply all bt 12' 2>/dev/null | grep -E '^(Thread|#)' | "
+		 "sed 's/^/#   /' | head -n 120",
+		 (int)pid);
+	fflush(stdout);
+	if (system(cmd) != 0)
+		printf("#   (no stacks: gdb missing or not allowed)\n");
+	fflush(stdout);
+}
+
 int
 wait_exit(pid_t pid, int timeout_ms)
 {
@@ -501,6 +543,7 @@ wait_exit(pid_t pid, int timeout_ms)
 		if (now_ms() > end) {
 			printf("# pid %d did not exit within %d ms: killing it\n", (int)pid,
 			       timeout_ms);
+			hung_report(pid);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			return -1;
