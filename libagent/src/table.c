@@ -1330,10 +1330,15 @@ clog_query_done(uv_work_t *req, int status)
 		if (uv_queue_work(&w->loop, &q->req, clog_query_work, clog_query_done) == 0)
 			return;
 	}
+	/*
+	 * A revocation already let go of it; a stop did not: the partition must not keep a
+	 * pointer to it (ag__tables_revoke at the close would write into freed memory).
+	 */
+	if (t->rt->parts[tp->partition].query == q)
+		t->rt->parts[tp->partition].query = NULL;
 	free(q);
 	if (cancelled)
 		return; /* revoked (ag__tables_revoke reset the partition) or stopping */
-	t->rt->parts[tp->partition].query = NULL;
 	int rc = 0;
 	if (err) {
 		ag__log(w->app, AG_LOG_ERROR, "cannot read the changelog positions of %s[%d]: %s",
