@@ -456,7 +456,7 @@ part_zombie(void)
 #define POISON_AT 300
 
 static struct ag_table *sums;
-static struct ag_topic *abort_out;
+static struct ag_topic *abort_out, *abort_tap;
 static int poisoned; /* per worker process: the first pass over the poison event */
 
 /* Adds each value (a decimal) to its key's sum and yields the new sum; see POISON_AT. */
@@ -491,9 +491,21 @@ sum_agent(struct ag_stream *s, void *userdata)
 		rc = ag_send(abort_out, &key, &val);
 		free(big);
 		big = NULL;
-		if (rc < 0)
+		if (rc < 0 || (rc = ag_send(abort_tap, &key, &v)) < 0)
 			break;
 	}
+	return rc == AG_EOF ? 0 : rc;
+}
+
+/* Reads the in-memory channel the sums agent copies its inputs to. */
+static int
+tap_agent(struct ag_stream *s, void *userdata)
+{
+	struct ag_event *ev;
+	int rc;
+	(void)userdata;
+	while ((rc = ag_stream_next(s, &ev)) == 0)
+		;
 	return rc == AG_EOF ? 0 : rc;
 }
 
@@ -509,6 +521,8 @@ abort_setup(struct ag_app *app)
 	TRY(ag_app_topic(app, "eos-out", &io, &abort_out));
 	TRY(ag_app_table(app, "sums", in, NULL, &sums));
 	TRY(ag_app_agent(app, "sum", in, sum_agent, NULL, &agent));
+	TRY(ag_app_channel(app, "eos-tap", 0, &abort_tap));
+	TRY(ag_app_agent(app, "tap", abort_tap, tap_agent, NULL, &agent));
 	return 0;
 }
 
@@ -597,8 +611,19 @@ part_abort(void)
 	coll_close(&c);
 	ok(log_has("ab-0.log", "transaction aborted"),
 	   "the worker logged the aborted transaction at warn");
+	ok(log_has("ab-0.log", "channel eos-tap: ") &&
+		   log_has("ab-0.log", "were part of the aborted transaction"),
+	   "what an agent took from a channel in the aborted transaction is logged as lost");
 	stop_child(w, "the worker");
 	ok(!log_has("ab-0.log", "txn_aborts=0"), "its stats line counts the abort");
+	char path[300];
+	path_in(path, sizeof(path), "ab-0.log");
+	char *text = slurp(path);
+	const char *line = text ? strstr(text, "channel eos-tap: sent=") : NULL;
+	const char *d = line ? strstr(line, " dropped=") : NULL;
+	long dropped = d ? strtol(d + strlen(" dropped="), NULL, 10) : -1;
+	free(text);
+	ok(dropped > 0, "the channel's summary counts those events as dropped (%ld)", dropped);
 	check_log_clean("ab-0");
 	return 0;
 }
