@@ -255,6 +255,19 @@ producer_close(rd_kafka_t *rk, const char *what)
 	ok(err == RD_KAFKA_RESP_ERR_NO_ERROR && h_delivery_failures == 0,
 	   "%s delivered (%s, %d failures)", what, rd_kafka_err2str(err), h_delivery_failures);
 }
+
+/*
+ * The withdrawals example: one event per country at time ts, far ahead of the input, so
+ * that every window of the input closes (user "flush", amount 0).
+ */
+static inline void
+h_withdrawals_flush(const char *bootstrap, const char *const *countries, int n, int64_t ts)
+{
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int c = 0; c < n; c++)
+		h_withdrawal(p, -1, "flush", countries[c], 0, ts);
+	producer_close(p, "the flush events");
+}
 #endif
 
 #endif

@@ -83,11 +83,7 @@ produce_range(int from, int to)
 static void
 produce_flush(void)
 {
-	rd_kafka_t *p = producer_new(bootstrap);
-	for (int c = 0; c < NCOUNTRY; c++) {
-		h_withdrawal(p, -1, "flush", countries[c], 0, T0 + 3600000);
-	}
-	producer_close(p, "the flush events");
+	h_withdrawals_flush(bootstrap, countries, NCOUNTRY, T0 + 3600000);
 }
 
 /* Runs scripts/kafka.sh with args; returns its exit status (its stderr goes to ours). */
