@@ -17,6 +17,12 @@
  *               after idle_timeout it no longer holds the windows open, and once every
  *               partition is idle, stream time goes on with the clock and a window whose
  *               end + grace lies beyond all data closes without another event.
+ *   moved       withdrawals to 40 s, processed by one worker until every source is idle;
+ *               a second worker takes half the partitions, is SIGKILLed and started again
+ *               (on Kafka a static member: no rebalance, the first worker's forwarders
+ *               go on), and only its sources get events far ahead: every window closes,
+ *               so its fresh readers learned again that the other sources are idle (said
+ *               once, they never would).
  *   late        withdrawals for windows that closed long ago, with --late-events topic: not
  *               in any window total, counted in the stats line, logged at warn, and found
  *               byte for byte in withdrawals-country_to_total-late with headers naming the
@@ -362,6 +368,103 @@ test_idle_and_late(void)
 	wait_exit(broker, 10000);
 }
 
+/*
+ * The withdrawals partitions worker NAME was given last (from its "partitions assigned"
+ * log line): bit p set for withdrawals[p]. 0 while it has none yet.
+ */
+static unsigned
+assigned_sources(const char *name)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s.log", h_tmp, name);
+	char *text = slurp(path);
+	const char *line = NULL;
+	for (const char *at = text; at && (at = strstr(at, "partitions assigned: ")); at++)
+		line = at;
+	unsigned set = 0;
+	const char *end = line ? strchr(line, '\n') : NULL;
+	for (const char *at = line; at && (at = strstr(at, " withdrawals[")) && at < end; at++)
+		set |= 1u << (atoi(at + strlen(" withdrawals[")) & 7);
+	free(text);
+	return set;
+}
+
+/* Waits until the group committed every withdrawal produced. Returns 0 or -1. */
+static int
+wait_all_committed(int timeout_ms)
+{
+	int64_t committed[8], high[8];
+	for (uint64_t end = now_ms() + (uint64_t)timeout_ms; now_ms() < end;) {
+		int done = group_offsets(bootstrap, "withdrawals", "withdrawals", 8, committed,
+					 NULL, high) == 0;
+		for (int p = 0; p < 8 && done; p++)
+			done = committed[p] == high[p];
+		if (done)
+			return 0;
+		usleep(200 * 1000);
+	}
+	return -1;
+}
+
+static void
+test_moved(void)
+{
+	pid_t broker = start_broker();
+	pid_t a = start_worker("moved-a", "moved-a", "drop");
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = 0; i < 800; i++)
+		withdraw(p, i, i % 8, T0 + (int64_t)i * 50, 1);
+	producer_close(p, "moved: withdrawals to 40 s in every partition");
+	ok_int_eq(wait_all_committed(60000), 0, "moved: one worker processed them");
+	sleep_ticking(3000); /* idle_timeout is 1 s: every source is idle, and said so */
+	/* A second worker: the readers of half the country partitions move to it. */
+	pid_t b = start_worker("moved-b", "moved-b", "drop");
+	unsigned mine = 0;
+	for (uint64_t end = now_ms() + 60000;
+	     !(mine = assigned_sources("moved-b")) && now_ms() < end;)
+		usleep(200 * 1000);
+	ok(mine != 0 && mine != 0xff, "moved: the second worker took half the partitions (%#x)",
+	   mine);
+	sleep_ticking(3000); /* every source idle again after the rebalance, and said so */
+	/*
+	 * SIGKILLed and started again on its data dir: on Kafka a static member takes its
+	 * partitions back without a rebalance, so the first worker's forwarders go on as they
+	 * were, their sources idle, while the restarted readers start afresh.
+	 */
+	kill(b, SIGKILL);
+	waitpid(b, NULL, 0);
+	b = start_worker("moved-b1", "moved-b", "drop");
+	mine = 0;
+	for (uint64_t end = now_ms() + 60000;
+	     !(mine = assigned_sources("moved-b1")) && now_ms() < end;)
+		usleep(200 * 1000);
+	ok(mine != 0 && mine != 0xff, "moved: restarted, it holds half the partitions (%#x)", mine);
+	sleep_ticking(3000); /* its readers start from the stored channel times */
+	/*
+	 * Events far ahead only in the second worker's source partitions: for every window
+	 * to close, each reader must know that the first worker's sources are idle. The
+	 * readers that moved read past that worker's first idle heartbeats before the move.
+	 */
+	p = producer_new(bootstrap);
+	for (int32_t part = 0; part < 8; part++)
+		if (mine & (1u << part))
+			withdraw(p, N + part, part, T0 + 200000, 0);
+	producer_close(p, "moved: events at 200 s in the second worker's partitions");
+	struct coll c;
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	struct tally t;
+	int missing = wait_windows(&c, 4, 30000, &t);
+	ok(missing == 0 && t.wrong == 0,
+	   "moved: the restarted readers learn again that the sources which stayed with the "
+	   "other worker are idle; every window closes exact (%d missing, %d wrong)",
+	   missing, t.wrong);
+	coll_close(&c);
+	stop_and_count(a, "moved-a", 0);
+	stop_and_count(b, "moved-b1", 0);
+	kill(broker, SIGTERM);
+	wait_exit(broker, 10000);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -375,6 +478,8 @@ main(int argc, char **argv)
 		test_crash();
 	if (!only || strstr(only, "idle"))
 		test_idle_and_late();
+	if (!only || strstr(only, "moved"))
+		test_moved();
 	free(url);
 	h_tmp_cleanup();
 	return tap_done();

@@ -272,7 +272,10 @@ ag__wm_taken(struct ag__agent_rt *rt, struct ag_event *ev)
 			int64_t time;
 			int idle;
 			if (rt->seg->reader == 0 && tp->wm &&
-			    ag__wm_heartbeat_parse(v.ptr, v.len, &part, &time, &idle) == 0) {
+			    ag__wm_heartbeat_parse(v.ptr, v.len, &part, &time, &idle) == 0 &&
+			    !(idle && part < tp->wm->nchan && tp->wm->idle[part] &&
+			      time <= tp->wm->time[part])) {
+				/* (An idleness said again changes nothing: the idle clock runs on.) */
 				if (time != INT64_MIN)
 					ag__wm_observe(tp->wm, part, time, now);
 				ag__wm_set_idle(tp->wm, part, idle, now);
@@ -354,7 +357,7 @@ heartbeat(struct ag__worker *w, struct ag_topic *out, int32_t p, int64_t time, i
 	return 0;
 }
 
-/* A forwarder's heartbeats: progress at most every AG__WM_HEARTBEAT_MS, idleness once. */
+/* A forwarder's heartbeats: progress at most every AG__WM_HEARTBEAT_MS, idleness while it lasts. */
 static void
 forwarder_tick(struct ag__worker *w, struct ag__agent_rt *rt, uint64_t now, uint64_t idle_ns)
 {
@@ -364,8 +367,16 @@ forwarder_tick(struct ag__worker *w, struct ag__agent_rt *rt, uint64_t now, uint
 		struct ag__wm_src *src = &rt->wsrc[p];
 		if (!tp->assigned || !tp->ready || tp->revoking)
 			continue;
-		int idle = !src->idle_sent && !rt->nevs && tp->at_eof &&
-			   !tp->rings[rt->seg->reader].count && now - src->last_ns >= idle_ns;
+		/*
+		 * Idleness is said again every idle timeout (1 s at least) while it lasts: a
+		 * reader that moves to another worker starts its channels afresh (busy, the
+		 * stored times) and has read past the first heartbeat; said once, a source
+		 * that stays idle would hold that reader's windows open for good.
+		 */
+		uint64_t repeat_ns = idle_ns > 1000000000u ? idle_ns : 1000000000u;
+		int idle = !rt->nevs && tp->at_eof && !tp->rings[rt->seg->reader].count &&
+			   now - src->last_ns >= idle_ns &&
+			   (!src->idle_sent || now - src->sent_ns >= repeat_ns);
 		int progress = src->time != INT64_MIN && src->time > src->sent_time &&
 			       now - src->sent_ns >= (uint64_t)AG__WM_HEARTBEAT_MS * 1000000u;
 		if (!idle && !progress)
@@ -374,7 +385,7 @@ forwarder_tick(struct ag__worker *w, struct ag__agent_rt *rt, uint64_t now, uint
 			return;
 		src->sent_time = src->time;
 		src->sent_ns = now;
-		if (idle) {
+		if (idle && !src->idle_sent) {
 			src->idle_sent = 1;
 			ag__log(w->app, AG_LOG_DEBUG,
 				"%s[%d] is idle: it no longer holds back the windows after %s",
