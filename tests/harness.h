@@ -220,6 +220,7 @@ int h_group_rewind(const char *bootstrap, const char *group,
 		   const rd_kafka_topic_partition_list_t *to, int timeout_ms);
 
 #ifndef HARNESS_IMPL
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,87 @@ h_withdrawals_flush(const char *bootstrap, const char *const *countries, int n, 
 	for (int c = 0; c < n; c++)
 		h_withdrawal(p, -1, "flush", countries[c], 0, ts);
 	producer_close(p, "the flush events");
+}
+
+/*
+ * The withdrawals example's user-totals (c) against the input: the last total of each user
+ * u0..u<nusers-1> equals user_total[u].
+ */
+static inline void
+h_check_user_totals(const struct coll *c, const double *user_total, int nusers)
+{
+	double *last = malloc((size_t)nusers * sizeof(*last));
+	if (!last)
+		exit(99);
+	for (int u = 0; u < nusers; u++)
+		last[u] = NAN;
+	for (size_t i = 0; i < c->n; i++) {
+		const struct msg *m = &c->m[i];
+		int u = m->key && m->key[0] == 'u' ? atoi(m->key + 1) : -1;
+		if (u >= 0 && u < nusers)
+			last[u] = h_json_num(m->value, "total");
+	}
+	int exact = 0;
+	for (int u = 0; u < nusers; u++) {
+		if (last[u] == user_total[u])
+			exact++;
+		else
+			printf("#   u%d: last total %.2f, recomputed %.2f\n", u, last[u],
+			       user_total[u]);
+	}
+	free(last);
+	ok(exact == nusers, "every user's last total equals the recomputation (%d of %d)", exact,
+	   nusers);
+}
+
+/*
+ * The withdrawals example's country-window-totals (c) against the input: every window of
+ * 10 s from t0 below nwin with input (window_total[k * stride + w] for countries[k]) is
+ * published with that total, nothing else is; closes published again are counted.
+ */
+static inline void
+h_check_window_totals(const struct coll *c, const char *const *countries, int ncountry,
+		      const double *window_total, int stride, int nwin, int64_t t0)
+{
+	int *seen = calloc((size_t)(ncountry * stride), sizeof(*seen));
+	if (!seen)
+		exit(99);
+	int wrong = 0, stray = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const char *v = c->m[i].value;
+		double start = h_json_num(v, "window_start"), end = h_json_num(v, "window_end");
+		double total = h_json_num(v, "total");
+		int k = -1;
+		for (int x = 0; x < ncountry; x++) {
+			if (c->m[i].key && strcmp(c->m[i].key, countries[x]) == 0)
+				k = x;
+		}
+		long w = lround((start * 1000.0 - (double)t0) / 10000.0);
+		if (k < 0 || w < 0 || w >= nwin || end - start != 10.0) {
+			stray++;
+			printf("#   stray window %s\n", v);
+			continue;
+		}
+		seen[k * stride + w]++;
+		if (total != window_total[k * stride + w]) {
+			wrong++;
+			printf("#   %s [%ld]: published %.2f, recomputed %.2f\n", countries[k], w,
+			       total, window_total[k * stride + w]);
+		}
+	}
+	int missing = 0, repeated = 0;
+	for (int k = 0; k < ncountry; k++) {
+		for (int w = 0; w < nwin; w++) {
+			missing += window_total[k * stride + w] != 0 && !seen[k * stride + w];
+			repeated += seen[k * stride + w] > 1;
+		}
+	}
+	free(seen);
+	ok(missing == 0 && wrong == 0 && stray == 0,
+	   "every closed country window is published with the recomputed total (%d missing, "
+	   "%d wrong, %d stray)",
+	   missing, wrong, stray);
+	printf("# %d windows published more than once (closes redone after a crash)\n", repeated);
 }
 #endif
 

@@ -255,66 +255,14 @@ wait_committed(int timeout_ms)
 static void
 check_users(struct coll *c)
 {
-	double last[USERS];
-	for (int u = 0; u < USERS; u++)
-		last[u] = NAN;
-	for (size_t i = 0; i < c->n; i++) {
-		const struct msg *m = &c->m[i];
-		int u = m->key && m->key[0] == 'u' ? atoi(m->key + 1) : -1;
-		if (u >= 0 && u < USERS)
-			last[u] = h_json_num(m->value, "total");
-	}
-	int exact = 0;
-	for (int u = 0; u < USERS; u++) {
-		if (last[u] == user_total[u])
-			exact++;
-		else
-			printf("#   u%d: last total %.2f, recomputed %.2f\n", u, last[u],
-			       user_total[u]);
-	}
-	ok(exact == USERS, "every user's last total equals the recomputation (%d of %d)", exact,
-	   USERS);
+	h_check_user_totals(c, user_total, USERS);
 }
 
 static void
 check_windows(struct coll *c)
 {
-	int nwin = nevents * STEP_MS / 10000;
-	int seen[NCOUNTRY][NWIN_MAX] = {{0}}, wrong = 0, stray = 0;
-	for (size_t i = 0; i < c->n; i++) {
-		const char *v = c->m[i].value;
-		double start = h_json_num(v, "window_start"), end = h_json_num(v, "window_end");
-		double total = h_json_num(v, "total");
-		int c_idx = -1;
-		for (int k = 0; k < NCOUNTRY; k++) {
-			if (c->m[i].key && strcmp(c->m[i].key, countries[k]) == 0)
-				c_idx = k;
-		}
-		long w = lround((start * 1000.0 - (double)T0) / 10000.0);
-		if (c_idx < 0 || w < 0 || w >= nwin || end - start != 10.0) {
-			stray++;
-			printf("#   stray window %s\n", v);
-			continue;
-		}
-		seen[c_idx][w]++;
-		if (total != window_total[c_idx][w]) {
-			wrong++;
-			printf("#   %s [%ld]: published %.2f, recomputed %.2f\n", countries[c_idx],
-			       w, total, window_total[c_idx][w]);
-		}
-	}
-	int missing = 0, repeated = 0;
-	for (int k = 0; k < NCOUNTRY; k++) {
-		for (int w = 0; w < nwin; w++) {
-			missing += window_total[k][w] != 0 && !seen[k][w];
-			repeated += seen[k][w] > 1;
-		}
-	}
-	ok(missing == 0 && wrong == 0 && stray == 0,
-	   "every closed country window is published with the recomputed total (%d missing, "
-	   "%d wrong, %d stray)",
-	   missing, wrong, stray);
-	printf("# %d windows published more than once (closes redone after a crash)\n", repeated);
+	h_check_window_totals(c, countries, NCOUNTRY, &window_total[0][0], NWIN_MAX,
+			      nevents * STEP_MS / 10000, T0);
 }
 
 /* Every withdrawal committed, then the flush, then the outputs compared. */
