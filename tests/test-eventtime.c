@@ -23,6 +23,10 @@
  *               go on), and only its sources get events far ahead: every window closes,
  *               so its fresh readers learned again that the other sources are idle (said
  *               once, they never would).
+ *   revoked     one worker takes withdrawals to 40 s and one at 200 s, commits nothing
+ *               until a second worker joins (its partitions revoked), then dies: the
+ *               channel times committed in that revoke cycle reach the second worker,
+ *               which closes every window (they were not stored there before).
  *   late        withdrawals for windows that closed long ago, with --late-events topic: not
  *               in any window total, counted in the stats line, logged at warn, and found
  *               byte for byte in withdrawals-country_to_total-late with headers naming the
@@ -91,19 +95,29 @@ produce_flush(int64_t at)
 	producer_close(p, "the flush events");
 }
 
+/* A worker committing every commit_s seconds, its sources idle after idle_s. */
 static pid_t
-start_worker(const char *name, const char *data, const char *late)
+start_worker_at(const char *name, const char *data, const char *late, const char *commit_s,
+		const char *idle_s)
 {
 	char dir[300];
 	path_in(dir, sizeof(dir), data);
+	/* FAUSTC_TEST_LOG=debug: the workers' logs say more. */
+	const char *level = getenv("FAUSTC_TEST_LOG") ? getenv("FAUSTC_TEST_LOG") : "info";
 	const char *const args[] = {"worker", "--broker",
 				    url,      "--datadir",
 				    dir,      "--commit-interval",
-				    "0.5",    "--idle-timeout",
-				    "1",      "--late-events",
+				    commit_s, "--idle-timeout",
+				    idle_s,   "--late-events",
 				    late,     "-l",
-				    "info",   NULL};
+				    level,    NULL};
 	return spawn(name, setup, args);
+}
+
+static pid_t
+start_worker(const char *name, const char *data, const char *late)
+{
+	return start_worker_at(name, data, late, "0.5", "1");
 }
 
 /* A fresh `faustc broker` for one scenario. */
@@ -465,6 +479,65 @@ test_moved(void)
 	wait_exit(broker, 10000);
 }
 
+/* How many lines of NAME.log hold needle. */
+static int
+log_count(const char *name, const char *needle)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s.log", h_tmp, name);
+	char *text = slurp(path);
+	int n = 0;
+	for (const char *at = text; at && (at = strstr(at, needle)); at++)
+		n++;
+	free(text);
+	return n;
+}
+
+static void
+test_revoked(void)
+{
+	pid_t broker = start_broker();
+	/*
+	 * The first worker commits only when its partitions are revoked (a 600 s interval),
+	 * and its sources never go idle: its windows stay open, all the progress it took is
+	 * in the channel times of that one commit cycle.
+	 */
+	pid_t a = start_worker_at("revoked-a", "revoked-a", "drop", "600", "600");
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (int i = 0; i < 800; i++)
+		withdraw(p, i, i % 8, T0 + (int64_t)i * 50, 1);
+	withdraw(p, N, 3, T0 + 200000, 0); /* one source far ahead */
+	producer_close(p, "revoked: withdrawals to 40 s, one at 200 s");
+	struct coll users;
+	coll_open(&users, bootstrap, "user-totals", 8);
+	ok(coll_wait(&users, 801, 60000) >= 801, "revoked: the first worker took every event");
+	coll_close(&users);
+	sleep_ticking(3000); /* its readers take the forwards */
+	/* A second worker joins: every partition is revoked and committed, then split. */
+	pid_t b = start_worker("revoked-b", "revoked-b", "drop");
+	for (uint64_t end = now_ms() + 60000; (!assigned_sources("revoked-b") ||
+					       log_count("revoked-a", "partitions assigned") < 2) &&
+					      now_ms() < end;)
+		usleep(200 * 1000);
+	ok(assigned_sources("revoked-b") != 0, "revoked: the second worker took partitions (%#x)",
+	   assigned_sources("revoked-b"));
+	/* The first worker dies without another commit: its revoke cycle said everything. */
+	kill(a, SIGKILL);
+	waitpid(a, NULL, 0);
+	struct coll c;
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	struct tally t;
+	int missing = wait_windows(&c, 4, 60000, &t);
+	ok(missing == 0 && t.wrong == 0,
+	   "revoked: the channel times committed with a revoked partition reach its next owner; "
+	   "every window closes exact (%d missing, %d wrong)",
+	   missing, t.wrong);
+	coll_close(&c);
+	stop_and_count(b, "revoked-b", 0);
+	kill(broker, SIGTERM);
+	wait_exit(broker, 10000);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -480,6 +553,8 @@ main(int argc, char **argv)
 		test_idle_and_late();
 	if (!only || strstr(only, "moved"))
 		test_moved();
+	if (!only || strstr(only, "revoked"))
+		test_revoked();
 	free(url);
 	h_tmp_cleanup();
 	return tap_done();

@@ -118,9 +118,10 @@ start_worker(const char *name, const char *datadir)
 {
 	char dir[300];
 	path_in(dir, sizeof(dir), datadir);
-	const char *args[32] = {"worker", "--broker",          url,   "--datadir",
-				dir,      "--commit-interval", "0.5", "-l",
-				"info",   "--web-port",        "0"};
+	/* FAUSTC_TEST_LOG=debug: the workers' logs say more (docs/broker.md). */
+	const char *level = getenv("FAUSTC_TEST_LOG") ? getenv("FAUSTC_TEST_LOG") : "info";
+	const char *args[32] = {"worker", "--broker", url,   "--datadir",  dir, "--commit-interval",
+				"0.5",    "-l",       level, "--web-port", "0"};
 	int n = 11;
 	for (int i = 0; extra_args && extra_args[i] && n < 30; i++)
 		args[n++] = extra_args[i];

@@ -122,6 +122,17 @@ test_restore(void)
 	ok_int_eq(ag__window_meta_decode((struct ag_bytes){buf, 12}, &st, &closed, NULL, NULL),
 		  AG_EDECODE, "a short record is damaged");
 	ag__wm_free(&wm);
+
+	/* Every source said idle before anything was seen, then the stored times came. */
+	ag__wm_init(&wm, 2);
+	ag__wm_set_idle(&wm, 0, 1, S(1));
+	ag__wm_set_idle(&wm, 1, 1, S(1));
+	ok(ag__wm_value(&wm, S(5)) == INT64_MIN, "all idle, nothing known: no stream time");
+	int64_t had[2] = {700, 4000};
+	ag__wm_merge(&wm, had, 2);
+	ok_int_eq(ag__wm_value(&wm, S(5)), 4000 + 4000,
+		  "stored times taken while all are idle: the clock goes on from the highest");
+	ag__wm_free(&wm);
 }
 
 static void

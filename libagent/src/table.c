@@ -892,7 +892,11 @@ flush_window_state(struct ag__worker *w, struct ag_table *t, int32_t p)
 {
 	struct ag__part *pt = &t->rt->parts[p];
 	const struct ag__tpart *tp = t->source->parts ? &t->source->parts[p] : NULL;
-	const struct ag__wm *wm = tp && tp->wm && tp->assigned && !tp->revoking ? tp->wm : NULL;
+	/*
+	 * A revoked partition's last cycle stores its channel times too: they go with the
+	 * offsets it commits, and the next owner has no other way to learn them.
+	 */
+	const struct ag__wm *wm = tp && tp->wm && tp->assigned ? tp->wm : NULL;
 	if (!t->win.on || (!pt->meta_dirty && !(wm && wm->dirty)))
 		return 0;
 	int rc = ag__window_meta_load(w, t, p); /* never write over what was not read */
@@ -1126,6 +1130,20 @@ tpart_recovered(struct ag__worker *w, struct ag__tpart *tp)
 		w->exit_status = 1;
 		ag_app_stop(w->app);
 		return;
+	}
+	/*
+	 * The stored channel times go into the watermark now, not at the first window
+	 * operation: when every source is idle, stream time goes on with the clock from the
+	 * highest time reached, and a restarted worker that takes no event must know it.
+	 */
+	for (size_t i = 0; tp->wm && i < w->app->ntables; i++) {
+		struct ag_table *t = w->app->tables[i];
+		if (t->source != tp->topic || !t->win.on || !t->rt)
+			continue;
+		if ((rc = ag__window_meta_load(w, t, tp->partition)) < 0)
+			ag__log(w->app, AG_LOG_ERROR,
+				"table %s partition %d: its window state cannot be read (%s)",
+				t->name, (int)tp->partition, ag_strerror(rc));
 	}
 	tp->ready = tp->assigned && !tp->revoking;
 	if (tp->ready && ag__tpart_most(tp))

@@ -142,6 +142,8 @@ ag__wm_merge(struct ag__wm *wm, const int64_t *times, uint32_t n)
 		if (times[i] > wm->time[i])
 			wm->time[i] = times[i];
 	}
+	if (wm->nidle == wm->nchan && highest(wm) > wm->idle_base)
+		wm->idle_base = highest(wm); /* all idle already: the clock goes on from there */
 }
 
 int
@@ -276,9 +278,16 @@ ag__wm_taken(struct ag__agent_rt *rt, struct ag_event *ev)
 			    !(idle && part < tp->wm->nchan && tp->wm->idle[part] &&
 			      time <= tp->wm->time[part])) {
 				/* (An idleness said again changes nothing: the idle clock runs on.) */
+				int was = part < tp->wm->nchan ? tp->wm->idle[part] : -1;
 				if (time != INT64_MIN)
 					ag__wm_observe(tp->wm, part, time, now);
 				ag__wm_set_idle(tp->wm, part, idle, now);
+				if (was >= 0 && was != idle)
+					ag__log(rt->w->app, AG_LOG_DEBUG,
+						"%s[%d]: source partition %u is %s at %lld",
+						topic->name, (int)tp->partition, part,
+						idle ? "idle" : "active",
+						(long long)tp->wm->time[part]);
 			}
 			return 1;
 		}
@@ -390,6 +399,35 @@ forwarder_tick(struct ag__worker *w, struct ag__agent_rt *rt, uint64_t now, uint
 			ag__log(w->app, AG_LOG_DEBUG,
 				"%s[%d] is idle: it no longer holds back the windows after %s",
 				in->name, p, out->name);
+		}
+	}
+}
+
+void
+ag__wm_revoking(struct ag__worker *w)
+{
+	for (size_t i = 0; i < w->nrts; i++) {
+		struct ag__agent_rt *rt = w->rts[i];
+		if (!rt->wsrc || !rt->seg)
+			continue;
+		struct ag_topic *in = rt->seg->input, *out = rt->seg->boundary->topic;
+		for (int p = 0; in->parts && p < in->partitions; p++) {
+			const struct ag__tpart *tp = &in->parts[p];
+			struct ag__wm_src *src = &rt->wsrc[p];
+			if (!tp->assigned || !tp->revoking || src->time == INT64_MIN ||
+			    src->time <= src->sent_time)
+				continue;
+			int rc = heartbeat(w, out, p, src->time, 0);
+			if (rc < 0) {
+				ag__log(w->app, AG_LOG_WARN,
+					"%s[%d] is revoked before its event-time progress reached "
+					"%s "
+					"(%s): windows after it may close later than they could",
+					in->name, p, out->name, ag_strerror(rc));
+				continue;
+			}
+			src->sent_time = src->time;
+			src->sent_ns = ag__now_ns();
 		}
 	}
 }

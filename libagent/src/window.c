@@ -467,6 +467,10 @@ advance(struct ag__worker *w, struct ag_table *t, int32_t p)
 	if (last > pt->closing_to) {
 		int64_t from = pt->closing_to;
 		uint32_t epoch = pt->epoch;
+		ag__log(t->app, AG_LOG_DEBUG,
+			"table %s partition %d: stream time %lld closes the windows starting in "
+			"(%lld, %lld]",
+			t->name, (int)p, (long long)st, (long long)from, (long long)last);
 		pt->closing_to = last;
 		if (win->opts.on_close) {
 			pt->closing = 1;

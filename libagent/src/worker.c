@@ -928,6 +928,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		return;
 	}
 	/* Commit what was processed before giving the partitions up (assign(NULL) later). */
+	ag__wm_revoking(w);
 	w->unassign_pending = 1;
 	cycle_start(w);
 }

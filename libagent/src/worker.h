@@ -376,6 +376,12 @@ int ag__wm_rt_init(struct ag__agent_rt *rt);
 /* The partition was assigned: its channels start over (the tables' stored times come next). */
 void ag__wm_assigned(struct ag__tpart *tp);
 /*
+ * Partitions are being revoked (tp->revoking), before their commit cycle: each forwarder
+ * sends the progress of its revoked source partitions that no heartbeat carried yet, so
+ * that it is committed with them (the next owner starts without it).
+ */
+void ag__wm_revoking(struct ag__worker *w);
+/*
  * From pull_one, for the event just taken (rt->evs[rt->nevs - 1]): a heartbeat is taken
  * into the channels and returns 1 (ack it and hand it to nobody); otherwise the event's
  * progress is recorded (first reader, and forwarders) and 0 is returned.
