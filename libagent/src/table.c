@@ -1261,7 +1261,9 @@ restore_from(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp, int
 	struct ag__part *pt = &t->rt->parts[p];
 	const char *clog = t->changelog->name;
 	int64_t stored = pt->clog_stored;
-	int64_t keys = ag__store_count(w->store, t->name, p);
+	/* Counting walks every key of the partition: only where the changelog may be lost. */
+	int lost = stored > hi || (stored < 0 && hi == 0);
+	int64_t keys = lost ? ag__store_count(w->store, t->name, p) : 0;
 	int rc;
 	if (stored > hi || (stored < 0 && hi == 0 && keys > 0)) {
 		ag__log(w->app, AG_LOG_WARN,
