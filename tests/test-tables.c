@@ -26,6 +26,10 @@
  *     a worker on an empty data dir (rebuilt from the changelog): every window closes
  *     exactly once overall.
  *  3. key TTL: a key not written for 1 s reads as missing and is swept (tombstone).
+ *  6. restore batches: a changelog written by hand with several records per key in one
+ *     batch (a value then a tombstone, a tombstone then a value, two values) is restored
+ *     onto an empty data dir: the last record of each key wins, tombstones delete, and
+ *     LMDB's changelog offset of each partition is the changelog's end.
  *  5. forwards processed again: a group_by whose source is processed a second time (all
  *     commits refused, SIGKILL, a worker on an empty data dir): the reader drops the
  *     copies (forward dedupe) and the counts behind the group_by stay exact.
@@ -279,6 +283,18 @@ setup_c(struct ag_app *app)
 	return 0;
 }
 
+/* App "tr": a table whose changelog the test writes itself (6). */
+static int
+setup_r(struct ag_app *app)
+{
+	struct ag_topic *in;
+	TRY(ag_app_set_id(app, "tr"));
+	TRY(topic_decl(app, "r-in", 2, &in));
+	TRY(ag_app_table(app, "t", in, NULL, &xcount));
+	TRY(ag_app_agent(app, "R", in, agent_x, NULL, NULL));
+	return 0;
+}
+
 /* The broker creates the topics of the apps (and a changelog with the wrong count). */
 static int
 setup_broker(struct ag_app *app)
@@ -290,6 +306,8 @@ setup_broker(struct ag_app *app)
 	TRY(topic_decl(app, "x-out", 1, NULL));
 	TRY(topic_decl(app, "tx-xcount-changelog", X_PARTS, NULL));
 	TRY(topic_decl(app, "tx-xsum-changelog", X_PARTS, NULL));
+	TRY(topic_decl(app, "r-in", 2, NULL));
+	TRY(topic_decl(app, "tr-t-changelog", 2, NULL));
 	return 0;
 }
 
@@ -999,6 +1017,77 @@ test_copartition(void)
 	free(text);
 }
 
+/*
+ * 6: records of one key in one restore batch. The batch is written sorted by key with only
+ * each key's last record: a tombstone after a value must delete, a value after a
+ * tombstone must stay, and the stored changelog offset must be the changelog's end.
+ */
+static void
+test_restore_batch(void)
+{
+	static const struct {
+		int32_t part;
+		const char *key, *value; /* value NULL: a tombstone */
+	} recs[] = {
+		{0, "k1", "a"}, {0, "k2", NULL}, {0, "k3", "c"},  {0, "k1", NULL},
+		{0, "k2", "b"}, {0, "k3", "d"},  {1, "k4", "e"},  {1, "k4", NULL},
+		{1, "k4", "f"}, {1, "k5", "g"},  {1, "k5", NULL},
+	};
+	rd_kafka_t *p = producer_new(bootstrap);
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
+		h_produce(p, "tr-t-changelog", recs[i].part, recs[i].key, strlen(recs[i].key),
+			  recs[i].value, recs[i].value ? strlen(recs[i].value) : 0, NULL);
+	ok_int_eq(rd_kafka_flush(p, 30000), 0, "6: the changelog records are delivered");
+	int64_t end[2] = {-1, -1};
+	for (int32_t i = 0; i < 2; i++) {
+		int64_t lo;
+		rd_kafka_query_watermark_offsets(p, "tr-t-changelog", i, &lo, &end[i], 10000);
+	}
+	producer_close(p, "the changelog records");
+	pid_t pid = start_worker("tr", setup_r, "tr");
+	char log[300];
+	path_in(log, sizeof(log), "tr.log");
+	int restored = 0;
+	for (int i = 0; i < 600 && restored < 2; i++) {
+		sleep_ticking(100);
+		char *text = slurp(log);
+		restored = 0;
+		for (const char *at = text; at && (at = strstr(at, "restored t[")); at++)
+			restored++;
+		free(text);
+	}
+	ok_int_eq(restored, 2, "6: both partitions of t restored from the changelog");
+	stop_child(pid, "worker tr");
+	struct ag__store *s = open_store("tr");
+	static const struct {
+		int32_t part;
+		const char *key, *value;
+	} want[] = {
+		{0, "k1", NULL}, {0, "k2", "b"}, {0, "k3", "d"}, {1, "k4", "f"}, {1, "k5", NULL}};
+	int right = 0;
+	for (size_t i = 0; s && i < sizeof(want) / sizeof(want[0]); i++) {
+		struct ag_bytes v;
+		int rc = ag__store_get(s, "t", want[i].part, AG_STR(want[i].key), &v);
+		int good = want[i].value ? rc == 0 && v.len == strlen(want[i].value) &&
+						   memcmp(v.ptr, want[i].value, v.len) == 0
+					 : rc == -ENOENT;
+		if (!good)
+			printf("#   %s: rc %d, %.*s\n", want[i].key, rc, rc == 0 ? (int)v.len : 0,
+			       rc == 0 ? (const char *)v.ptr : "");
+		right += good;
+	}
+	ok_int_eq(right, 5, "6: each key holds its last record (tombstones deleted)");
+	int64_t off0 = -1, off1 = -1;
+	if (s) {
+		ag__store_get_offset(s, "t", 0, &off0);
+		ag__store_get_offset(s, "t", 1, &off1);
+	}
+	ok(off0 == end[0] && off1 == end[1] && end[0] > 0,
+	   "6: LMDB's changelog offsets are the changelog's ends (%lld %lld, ends %lld %lld)",
+	   (long long)off0, (long long)off1, (long long)end[0], (long long)end[1]);
+	ag__store_close(s);
+}
+
 int
 main(void)
 {
@@ -1021,8 +1110,8 @@ main(void)
 		snprintf(url, sizeof(url), "%s", line);
 		free(line);
 	} else {
-		static const ag_app_setup_fn setups[] = {setup_broker, setup_x, setup_c, setup_g,
-							 NULL};
+		static const ag_app_setup_fn setups[] = {setup_broker, setup_x, setup_c,
+							 setup_g,      setup_r, NULL};
 		ok_int_eq(h_mock_start(&mock, "broker", setups, 1), 0,
 			  "the mock cluster serves at %s", mock.url);
 		if (!mock.pid)
@@ -1040,6 +1129,9 @@ main(void)
 	t0 = now_ms();
 	test_forwards();
 	printf("# forwards: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
+	t0 = now_ms();
+	test_restore_batch();
+	printf("# restore batches: %.1f s\n", (double)(now_ms() - t0) / 1000.0);
 	if (h_kafka) {
 		stop_child(kafka_topics, "faustc broker");
 		if (snapshot)

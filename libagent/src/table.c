@@ -33,7 +33,13 @@
 /* A restore logs its progress (percent done, time left) every this many seconds. */
 #define AG__RESTORE_LOG_SECONDS 3
 /* Changelog records restored per LMDB transaction. */
-#define AG__RESTORE_BATCH 8192
+#define AG__RESTORE_BATCH 32768
+
+/* A restored changelog record and its place in the batch (of two to one key, the later wins). */
+struct restore_rec {
+	struct ag__store_op op;
+	uint32_t seq;
+};
 
 /* LMDB ops collected for one transaction, with the buffers they point into. */
 struct opbuf {
@@ -50,6 +56,9 @@ struct opbuf {
 struct ag__tables {
 	struct opbuf cycle;
 	struct opbuf restore;
+	/* the restore batch: the messages taken, and their records in store order */
+	rd_kafka_message_t **msgs;
+	struct restore_rec *recs;
 };
 
 int64_t
@@ -650,6 +659,7 @@ ag__tables_open(struct ag__worker *w)
 		for (int p = 0; p < t->changelog->partitions; p++) {
 			t->rt->parts[p].clog_high = -1;
 			t->rt->parts[p].clog_stored = -1;
+			t->rt->parts[p].batch_next = -1;
 			ag__window_part_reset(&t->rt->parts[p]);
 		}
 	}
@@ -686,6 +696,8 @@ ag__tables_close(struct ag__worker *w)
 			free(bufs[i]->ops);
 			free(bufs[i]->owned);
 		}
+		free(w->tables->msgs);
+		free(w->tables->recs);
 		free(w->tables);
 		w->tables = NULL;
 	}
@@ -1267,7 +1279,9 @@ restore_from(struct ag__worker *w, struct ag_table *t, struct ag__tpart *tp, int
 	struct ag__part *pt = &t->rt->parts[p];
 	const char *clog = t->changelog->name;
 	int64_t stored = pt->clog_stored;
-	int64_t keys = ag__store_count(w->store, t->name, p);
+	/* Counting walks every key of the partition: only where the changelog may be lost. */
+	int lost = stored > hi || (stored < 0 && hi == 0);
+	int64_t keys = lost ? ag__store_count(w->store, t->name, p) : 0;
 	int rc;
 	if (stored > hi || (stored < 0 && hi == 0 && keys > 0)) {
 		ag__log(w->app, AG_LOG_WARN,
@@ -1506,20 +1520,105 @@ changelog_table(struct ag__worker *w, const char *topic)
 	return NULL;
 }
 
+/* Store order of two restored records ((table, partition, key) as LMDB sorts them), then
+ * changelog order: of two writes to one key the later one sorts last. */
+static int
+restore_rec_cmp(const void *a, const void *b)
+{
+	const struct restore_rec *x = a, *y = b;
+	if (x->op.table != y->op.table) {
+		int c = strcmp(x->op.table, y->op.table);
+		if (c)
+			return c;
+	}
+	if (x->op.part != y->op.part)
+		return x->op.part < y->op.part ? -1 : 1;
+	size_t n = x->op.key.len < y->op.key.len ? x->op.key.len : y->op.key.len;
+	int c = n ? memcmp(x->op.key.ptr, y->op.key.ptr, n) : 0;
+	if (c)
+		return c;
+	if (x->op.key.len != y->op.key.len)
+		return x->op.key.len < y->op.key.len ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int
+restore_same_key(const struct restore_rec *x, const struct restore_rec *y)
+{
+	return x->op.table == y->op.table && x->op.part == y->op.part &&
+	       x->op.key.len == y->op.key.len &&
+	       (!x->op.key.len || memcmp(x->op.key.ptr, y->op.key.ptr, x->op.key.len) == 0);
+}
+
+/*
+ * The batch's records in one LMDB transaction: sorted into the store's key order (LMDB
+ * then walks its B-tree in one direction and touches each page once, where changelog order
+ * is random order), only the last write of each key, and for each partition the changelog
+ * offset the batch reached, so data and offset are durable together.
+ */
+static int
+restore_store(struct ag__worker *w, struct ag__tables *tb, size_t nrecs)
+{
+	struct opbuf *ts = &tb->restore;
+	int rc = 0;
+	cycle_ops_free(ts);
+	qsort(tb->recs, nrecs, sizeof(*tb->recs), restore_rec_cmp);
+	for (size_t i = 0; i < nrecs && rc == 0; i++) {
+		if (i + 1 < nrecs && restore_same_key(&tb->recs[i], &tb->recs[i + 1]))
+			continue; /* a later record of the batch sets the key */
+		rc = push_op(ts, &tb->recs[i].op, NULL);
+	}
+	for (size_t i = 0; i < w->app->ntables && rc == 0; i++) {
+		struct ag_table *t = w->app->tables[i];
+		for (int32_t p = 0; t->rt && p < t->changelog->partitions && rc == 0; p++) {
+			struct ag__part *pt = &t->rt->parts[p];
+			if (pt->batch_next < 0)
+				continue;
+			struct ag__store_op off = {.kind = AG__STORE_OFFSET,
+						   .table = t->name,
+						   .part = p,
+						   .offset = pt->batch_next};
+			pt->batch_next = -1;
+			rc = push_op(ts, &off, NULL);
+		}
+	}
+	if (rc == 0 && ts->nops)
+		rc = ag__store_write(w->store, ts->ops, ts->nops);
+	cycle_ops_free(ts);
+	return rc;
+}
+
+/* Grows the restore batch's arrays to AG__RESTORE_BATCH entries. Returns 0, -ENOMEM. */
+static int
+restore_bufs(struct ag__tables *tb)
+{
+	if (tb->msgs)
+		return 0;
+	tb->msgs = malloc(AG__RESTORE_BATCH * sizeof(*tb->msgs));
+	tb->recs = malloc(AG__RESTORE_BATCH * sizeof(*tb->recs));
+	return tb->msgs && tb->recs ? 0 : -ENOMEM;
+}
+
 void
 ag__tables_restore_poll(struct ag__worker *w)
 {
 	/*
-	 * One LMDB transaction (with its fsync) per call. 8,192 records per batch restored a
-	 * 1M-key table at 163,000-192,000 records/s where 1,024 gave 140,000
-	 * (bench/README.md); one call stays in the tens of ms of loop time. Called on the loop's stack, never a coroutine's: 64 KiB is fine.
+	 * One LMDB transaction (with its fsync) per call, of up to AG__RESTORE_BATCH records
+	 * (bench/README.md, "Table recovery", has the measurements behind the size).
 	 */
-	rd_kafka_message_t *msgs[AG__RESTORE_BATCH];
-	ssize_t n = rd_kafka_consume_batch_queue(w->rq, 0, msgs, AG__ARRAY_SIZE(msgs));
-	w->restore_more = n == (ssize_t)AG__ARRAY_SIZE(msgs);
-	struct opbuf *ts = &w->tables->restore;
-	size_t ndone = 0;
-	cycle_ops_free(ts);
+	struct ag__tables *tb = w->tables;
+	int rc = restore_bufs(tb);
+	if (rc < 0) {
+		ag__log(w->app, AG_LOG_ERROR, "restoring tables failed: %s; the worker stops",
+			ag_strerror(rc));
+		w->exit_status = 1;
+		ag_app_stop(w->app);
+		return;
+	}
+	rd_kafka_message_t **msgs = tb->msgs;
+	ssize_t n = rd_kafka_consume_batch_queue(w->rq, 0, msgs, AG__RESTORE_BATCH);
+	w->restore_more = n == (ssize_t)AG__RESTORE_BATCH;
+	size_t ndone = 0, nrecs = 0;
 	for (ssize_t i = 0; i < n; i++) {
 		rd_kafka_message_t *m = msgs[i];
 		if (m->rkt && w->app->reply_topic &&
@@ -1545,19 +1644,15 @@ ag__tables_restore_poll(struct ag__worker *w)
 				(int)m->partition, rd_kafka_message_errstr(m));
 			continue;
 		} else {
-			struct ag__store_op op = {
-				.kind = m->payload ? AG__STORE_PUT : AG__STORE_DEL,
-				.table = t->name,
-				.part = m->partition,
-				.key = {m->key, m->key_len},
-				.val = {m->payload, m->len},
+			tb->recs[nrecs++] = (struct restore_rec){
+				.op = {.kind = m->payload ? AG__STORE_PUT : AG__STORE_DEL,
+				       .table = t->name,
+				       .part = m->partition,
+				       .key = {m->key, m->key_len},
+				       .val = {m->payload, m->len}},
+				.seq = (uint32_t)i,
 			};
-			struct ag__store_op off = {.kind = AG__STORE_OFFSET,
-						   .table = t->name,
-						   .part = m->partition,
-						   .offset = m->offset + 1};
-			if (push_op(ts, &op, NULL) < 0 || push_op(ts, &off, NULL) < 0)
-				continue;
+			pt->batch_next = m->offset + 1;
 			if (pt->standby) {
 				pt->standby_applied++;
 				continue;
@@ -1572,8 +1667,7 @@ ag__tables_restore_poll(struct ag__worker *w)
 			ndone++;
 		}
 	}
-	int rc = ts->nops ? ag__store_write(w->store, ts->ops, ts->nops) : 0;
-	cycle_ops_free(ts);
+	rc = nrecs ? restore_store(w, tb, nrecs) : 0;
 	for (ssize_t i = 0; i < n; i++)
 		rd_kafka_message_destroy(msgs[i]);
 	if (rc < 0) {

@@ -68,6 +68,7 @@ struct ag__part {
 	uint64_t restore_start_ns;
 	uint64_t restore_log_ns; /* when progress was last logged */
 	int64_t restore_pos; /* next changelog offset to restore (progress, /metrics) */
+	int64_t batch_next; /* restore batch being stored: next changelog offset, -1: none */
 	/* windowed tables (window.c) */
 	int meta_loaded; /* stream_time and closed_to read from LMDB */
 	int meta_dirty; /* changed since the last commit cycle */

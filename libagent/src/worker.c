@@ -1247,15 +1247,26 @@ clients_open(struct ag__worker *w)
 		{"queue.buffering.max.messages", "200000"},
 		{"batch.num.messages", "10000"},
 	};
-	struct ag__kv restorer_conf[5 + AG__TXN_CONF_MAX] = {
-		{"group.id", group_restore},           {"enable.auto.commit", "false"},
-		{"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
+	/*
+	 * The restorer's queue may run up to 1M records ahead of the LMDB writes: librdkafka
+	 * 2.0 stops fetching when the queue holds queued.min.messages (one count for all
+	 * partitions) and starts again only on its broker thread's next wake-up, ~0.5 s
+	 * later; at the default 100,000 a restore paused that long every 100,000 records
+	 * (bench/README.md, "Table recovery"). The kbytes bound still caps its memory.
+	 */
+	struct ag__kv restorer_conf[7 + AG__TXN_CONF_MAX] = {
+		{"group.id", group_restore},
+		{"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"},
+		{"auto.offset.reset", "earliest"},
 		{"enable.partition.eof", "true"},
+		{"queued.min.messages", "1000000"},
+		{"queued.max.messages.kbytes", "65536"},
 	};
 	/* exactly_once: the transactional.id and read_committed (txn.c) */
 	size_t nc = 8 + ag__txn_conf(w, RD_KAFKA_CONSUMER, consumer_conf + 8);
 	size_t np = 5 + ag__txn_conf(w, RD_KAFKA_PRODUCER, producer_conf + 5);
-	size_t nr = 5 + ag__txn_conf(w, RD_KAFKA_CONSUMER, restorer_conf + 5);
+	size_t nr = 7 + ag__txn_conf(w, RD_KAFKA_CONSUMER, restorer_conf + 7);
 	size_t skip = *instance ? 0 : 1; /* the mock: no static membership */
 	int rc = ag__kafka_new(&w->consumer, RD_KAFKA_CONSUMER, &w->broker, w->app,
 			       consumer_conf + skip, nc - skip, w, err, sizeof(err));
