@@ -4,7 +4,8 @@
 #   2. a restart with the same data dir keeps counting
 #   3. a restart after deleting the data dir recovers counts from the changelog
 #   4. SIGKILL of a worker loses no greeting (at-least-once)
-#   5. two workers split the partitions; one leaves and the other restores its tables
+#   5. two workers split the partitions; one leaves and the other restores its tables;
+#      a producer queue smaller than a cycle's table changes loses none of them
 #   6. embedded broker: the worker hosts it; a restart meets an empty broker and keeps state
 # Usage: greeter-e2e.sh BUILD_DIR
 set -uo pipefail
@@ -177,6 +178,22 @@ grep -q "standby: following seen_count" "$tmp/w1.log" &&
 		"$(grep -E 'standby|restor|assigned' "$tmp/w1.log" | tail -8)"
 stop_worker TERM
 check_eq "the remaining worker exits 0" "$worker_status" "0"
+
+# 5b. a commit cycle with more table changes than the producer queue holds (500 here):
+#     the cycle queues the rest as the queue drains and commits only then, so the stop
+#     leaves every change in LMDB and the changelog (it used to commit without them)
+start_worker "$tmp/w4" --broker "$url" --commit-interval 30 \
+	--kafka-config queue.buffering.max.messages=500
+seq 1 3000 | sed -E 's/^(.*)$/p\1:{"name": "p\1"}/' >"$tmp/p.txt"
+before=$(greetings "$bootstrap" | wc -l)
+"$faustc" -A greeter send names --file "$tmp/p.txt" --key-delimiter : --broker "$url" \
+	>/dev/null 2>&1
+wait_greetings "$bootstrap" $((before + 3000))
+stop_worker TERM
+check_eq "a small producer queue: the worker exits 0" "$worker_status" "0"
+check_eq "a small producer queue: the stop stored all 3000 new keys" \
+	"$("$faustc" -A greeter table seen_count --json --datadir "$tmp/w4" 2>/dev/null |
+		grep -c '"key": "p[0-9]*"')" "3000"
 kill -TERM "$broker_pid"
 wait "$broker_pid"
 check_eq "faustc broker exits 0 on SIGTERM" "$?" "0"

@@ -956,7 +956,7 @@ ag__tables_cycle_begin(struct ag__worker *w, int more)
 							  (struct ag_bytes){e->key, e->klen}, &tv,
 							  e->deleted);
 					if (rc < 0)
-						goto out; /* stays dirty: the next cycle sends it */
+						goto out; /* stays dirty: cycle_check sends it */
 					e->dirty = 0;
 					pt->ndirty--;
 				}

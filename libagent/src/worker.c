@@ -692,8 +692,19 @@ cycle_take(struct ag__worker *w)
 	int rc = ag__tables_cycle_begin(w, 0);
 	if (rc < 0)
 		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
-	/* exactly_once: the transaction must hold every change of its events (cycle_check). */
-	w->cycle_flush_more = rc == 1 && w->app->exactly_once;
+	/*
+	 * The producer queue filled before every table change was queued: the cycle sends
+	 * the rest as the queue drains (cycle_check) and commits only then, since its offsets
+	 * cover the events of those changes (committed without them, a crash would lose
+	 * them, and so would a stop). Agents wait meanwhile, so the queue only drains.
+	 */
+	w->cycle_flush_more = rc == 1;
+	if (rc == 1 && !w->app->exactly_once) {
+		w->txn_hold = 1;
+		ag__log(w->app, AG_LOG_DEBUG,
+			"commit cycle: the producer queue is full of table changes; agents wait "
+			"until the rest is queued");
+	}
 	if (rc < 0 && w->app->exactly_once)
 		w->txn_failed = 1; /* committing without those changes would lose them */
 	w->cycle->offsets = offs;
