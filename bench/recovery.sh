@@ -98,16 +98,22 @@ sent=$(grep -o 'stats: events=[0-9]* sent=[0-9]*' "$TMP/fill.log" | tail -1 | se
 [[ ${sent:-0} -ge $KEYS ]] ||
 	echo "warning: the fill worker sent ${sent:-no} changelog records for $KEYS keys; the restores rate what it sent" >&2
 
-# cold FAUSTC APP DIR LOG: a worker on the empty data dir DIR until every partition is
-# restored; prints "records seconds rate".
-cold() {
-	# -l debug: a partition whose changelog is empty says so only at debug ("is current")
+# run_until FAUSTC APP DIR LOG PATTERN TIMEOUT_S: a worker on data dir DIR until its log
+# has PARTS lines matching PATTERN, then stopped. -l debug: a partition whose changelog is
+# empty says so only at debug ("is current").
+run_until() {
 	"$RUSAGE" "$1" -A "$2" worker --broker "$URL" --datadir "$3" -l debug 2>"$4" &
 	WORKER_PID=$!
-	wait_log "$4" "restored big\[\|table big\[[0-9]*\] is current" "$PARTS" 300
+	wait_log "$4" "$5" "$PARTS" "$6"
 	kill "$WORKER_PID"
 	wait "$WORKER_PID" || true
 	WORKER_PID=
+}
+
+# cold FAUSTC APP DIR LOG: a worker on the empty data dir DIR until every partition is
+# restored; prints "records seconds rate".
+cold() {
+	run_until "$1" "$2" "$3" "$4" "restored big\[\|table big\[[0-9]*\] is current" 300
 	local records first last
 	records=$(grep -o 'restored big\[[0-9]*\]: [0-9]* records' "$4" | awk '{s += $3} END {print s}')
 	first=$(grep -m1 'restoring big\[' "$4" | secs)
@@ -123,12 +129,7 @@ cold() {
 warm() {
 	local t0 start assigned ready
 	t0=$(date +%s.%N)
-	"$RUSAGE" "$1" -A "$2" worker --broker "$URL" --datadir "$3" -l debug 2>"$4" &
-	WORKER_PID=$!
-	wait_log "$4" "table big\[[0-9]*\] is current" "$PARTS" 120
-	kill "$WORKER_PID"
-	wait "$WORKER_PID" || true
-	WORKER_PID=
+	run_until "$1" "$2" "$3" "$4" "table big\[[0-9]*\] is current" 120
 	start=$(awk -v a="$t0" 'BEGIN { s = a % 86400; printf "%.3f", s }')
 	assigned=$(grep -m1 'partitions assigned' "$4" | secs)
 	ready=$(grep 'is current at changelog offset' "$4" | tail -1 | secs)

@@ -420,6 +420,19 @@ wait_all_committed(int timeout_ms)
 	return -1;
 }
 
+/* Checks that the first 4 windows (to 40 s) close within timeout_ms, exact. */
+static void
+windows_close(int timeout_ms, const char *what)
+{
+	struct coll c;
+	coll_open(&c, bootstrap, "country-window-totals", 8);
+	struct tally t;
+	int missing = wait_windows(&c, 4, timeout_ms, &t);
+	ok(missing == 0 && t.wrong == 0, "%s; every window closes exact (%d missing, %d wrong)",
+	   what, missing, t.wrong);
+	coll_close(&c);
+}
+
 static void
 test_moved(void)
 {
@@ -464,15 +477,8 @@ test_moved(void)
 		if (mine & (1u << part))
 			withdraw(p, N + part, part, T0 + 200000, 0);
 	producer_close(p, "moved: events at 200 s in the second worker's partitions");
-	struct coll c;
-	coll_open(&c, bootstrap, "country-window-totals", 8);
-	struct tally t;
-	int missing = wait_windows(&c, 4, 30000, &t);
-	ok(missing == 0 && t.wrong == 0,
-	   "moved: the restarted readers learn again that the sources which stayed with the "
-	   "other worker are idle; every window closes exact (%d missing, %d wrong)",
-	   missing, t.wrong);
-	coll_close(&c);
+	windows_close(30000, "moved: the restarted readers learn again that the sources which "
+			     "stayed with the other worker are idle");
 	stop_and_count(a, "moved-a", 0);
 	stop_and_count(b, "moved-b1", 0);
 	kill(broker, SIGTERM);
@@ -524,15 +530,8 @@ test_revoked(void)
 	/* The first worker dies without another commit: its revoke cycle said everything. */
 	kill(a, SIGKILL);
 	waitpid(a, NULL, 0);
-	struct coll c;
-	coll_open(&c, bootstrap, "country-window-totals", 8);
-	struct tally t;
-	int missing = wait_windows(&c, 4, 60000, &t);
-	ok(missing == 0 && t.wrong == 0,
-	   "revoked: the channel times committed with a revoked partition reach its next owner; "
-	   "every window closes exact (%d missing, %d wrong)",
-	   missing, t.wrong);
-	coll_close(&c);
+	windows_close(60000, "revoked: the channel times committed with a revoked partition "
+			     "reach its next owner");
 	stop_and_count(b, "revoked-b", 0);
 	kill(broker, SIGTERM);
 	wait_exit(broker, 10000);

@@ -1599,6 +1599,15 @@ restore_bufs(struct ag__tables *tb)
 	return tb->msgs && tb->recs ? 0 : -ENOMEM;
 }
 
+static void
+restore_failed(struct ag__worker *w, int rc)
+{
+	ag__log(w->app, AG_LOG_ERROR, "restoring tables failed: %s; the worker stops",
+		ag_strerror(rc));
+	w->exit_status = 1;
+	ag_app_stop(w->app);
+}
+
 void
 ag__tables_restore_poll(struct ag__worker *w)
 {
@@ -1609,10 +1618,7 @@ ag__tables_restore_poll(struct ag__worker *w)
 	struct ag__tables *tb = w->tables;
 	int rc = restore_bufs(tb);
 	if (rc < 0) {
-		ag__log(w->app, AG_LOG_ERROR, "restoring tables failed: %s; the worker stops",
-			ag_strerror(rc));
-		w->exit_status = 1;
-		ag_app_stop(w->app);
+		restore_failed(w, rc);
 		return;
 	}
 	rd_kafka_message_t **msgs = tb->msgs;
@@ -1671,10 +1677,7 @@ ag__tables_restore_poll(struct ag__worker *w)
 	for (ssize_t i = 0; i < n; i++)
 		rd_kafka_message_destroy(msgs[i]);
 	if (rc < 0) {
-		ag__log(w->app, AG_LOG_ERROR, "restoring tables failed: %s; the worker stops",
-			ag_strerror(rc));
-		w->exit_status = 1;
-		ag_app_stop(w->app);
+		restore_failed(w, rc);
 		return;
 	}
 	for (size_t i = 0; ndone && i < w->app->ntables; i++) {
