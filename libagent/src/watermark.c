@@ -403,35 +403,6 @@ forwarder_tick(struct ag__worker *w, struct ag__agent_rt *rt, uint64_t now, uint
 	}
 }
 
-void
-ag__wm_revoking(struct ag__worker *w)
-{
-	for (size_t i = 0; i < w->nrts; i++) {
-		struct ag__agent_rt *rt = w->rts[i];
-		if (!rt->wsrc || !rt->seg)
-			continue;
-		struct ag_topic *in = rt->seg->input, *out = rt->seg->boundary->topic;
-		for (int p = 0; in->parts && p < in->partitions; p++) {
-			const struct ag__tpart *tp = &in->parts[p];
-			struct ag__wm_src *src = &rt->wsrc[p];
-			if (!tp->assigned || !tp->revoking || src->time == INT64_MIN ||
-			    src->time <= src->sent_time)
-				continue;
-			int rc = heartbeat(w, out, p, src->time, 0);
-			if (rc < 0) {
-				ag__log(w->app, AG_LOG_WARN,
-					"%s[%d] is revoked before its event-time progress reached "
-					"%s "
-					"(%s): windows after it may close later than they could",
-					in->name, p, out->name, ag_strerror(rc));
-				continue;
-			}
-			src->sent_time = src->time;
-			src->sent_ns = ag__now_ns();
-		}
-	}
-}
-
 /* A plain topic's first reader decides its partitions' idleness itself. */
 static void
 reader_tick(struct ag__agent_rt *rt, uint64_t now, uint64_t idle_ns)

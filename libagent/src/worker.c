@@ -671,6 +671,21 @@ ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 
 /* ---- commit cycle ---- */
 
+/*
+ * Table changes could not be queued (out of memory): committing the cycle's offsets without
+ * them would lose them. exactly_once aborts the transaction; at_least_once commits nothing
+ * and stops (cycle_check).
+ */
+static void
+flush_failed(struct ag__worker *w, int rc)
+{
+	ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
+	if (w->app->exactly_once)
+		w->txn_failed = 1;
+	else if (!w->flush_failed)
+		w->flush_failed = rc;
+}
+
 /* Takes the cycle's offsets and sends the dirty table entries to their changelogs. */
 static void
 cycle_take(struct ag__worker *w)
@@ -691,7 +706,7 @@ cycle_take(struct ag__worker *w)
 	}
 	int rc = ag__tables_cycle_begin(w, 0);
 	if (rc < 0)
-		ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s", ag_strerror(rc));
+		flush_failed(w, rc);
 	/*
 	 * The producer queue filled before every table change was queued: the cycle sends
 	 * the rest as the queue drains (cycle_check) and commits only then, since its offsets
@@ -705,8 +720,6 @@ cycle_take(struct ag__worker *w)
 			"commit cycle: the producer queue is full of table changes; agents wait "
 			"until the rest is queued");
 	}
-	if (rc < 0 && w->app->exactly_once)
-		w->txn_failed = 1; /* committing without those changes would lose them */
 	w->cycle->offsets = offs;
 	w->cycle_seq = w->next_seq;
 }
@@ -777,18 +790,22 @@ cycle_check(struct ag__worker *w)
 		w->cycle_flush_more = rc == 1;
 		if (rc == 1)
 			return;
-		if (rc < 0) {
-			ag__log(w->app, AG_LOG_ERROR, "flushing table changes failed: %s",
-				ag_strerror(rc));
-			w->txn_failed = 1;
-		}
+		if (rc < 0)
+			flush_failed(w, rc);
 	}
-	/* A failed transaction is aborted without waiting: the abort purges what is queued. */
-	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq && !w->txn_failed)
+	/*
+	 * A failed transaction is aborted without waiting: the abort purges what is queued.
+	 * at_least_once commits nothing after a failed flush (below), so it need not wait.
+	 */
+	if (ag__acks_committable(&w->delivered) < (int64_t)w->cycle_seq && !w->txn_failed &&
+	    !w->flush_failed)
 		return;
 	rd_kafka_topic_partition_list_t *offs = w->cycle->offsets;
 	w->cycle->offsets = NULL;
-	int rc = w->no_commit || w->app->exactly_once ? 0 : ag__tables_cycle_end(w);
+	int rc = 0;
+	if (!w->no_commit && !w->app->exactly_once)
+		rc = w->flush_failed ? w->flush_failed : ag__tables_cycle_end(w);
+	w->flush_failed = 0;
 	if (w->app->exactly_once) {
 		ag__txn_cycle_end(w, offs);
 	} else if (w->no_commit) {
@@ -939,7 +956,6 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_l
 		return;
 	}
 	/* Commit what was processed before giving the partitions up (assign(NULL) later). */
-	ag__wm_revoking(w);
 	w->unassign_pending = 1;
 	cycle_start(w);
 }

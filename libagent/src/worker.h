@@ -191,8 +191,9 @@ struct ag__worker {
 	uint64_t cycle_seq; /* producer messages before this one must be delivered */
 	int final_cycle;
 	int no_commit; /* a delivery failed for good: commit nothing more */
+	int flush_failed; /* at_least_once: this cycle's table changes failed (< 0): no commit */
 	int cycle_quiet; /* exactly_once: the cycle waits until every coroutine is held */
-	int cycle_flush_more; /* exactly_once: table entries still to send in this cycle */
+	int cycle_flush_more; /* table entries still to send in this cycle (queue was full) */
 
 	/* txn.c: exactly_once */
 	char txn_id[300]; /* transactional.id */
@@ -375,12 +376,6 @@ void ag__wm_tpart_free(struct ag__tpart *tp);
 int ag__wm_rt_init(struct ag__agent_rt *rt);
 /* The partition was assigned: its channels start over (the tables' stored times come next). */
 void ag__wm_assigned(struct ag__tpart *tp);
-/*
- * Partitions are being revoked (tp->revoking), before their commit cycle: each forwarder
- * sends the progress of its revoked source partitions that no heartbeat carried yet, so
- * that it is committed with them (the next owner starts without it).
- */
-void ag__wm_revoking(struct ag__worker *w);
 /*
  * From pull_one, for the event just taken (rt->evs[rt->nevs - 1]): a heartbeat is taken
  * into the channels and returns 1 (ack it and hand it to nobody); otherwise the event's
