@@ -304,9 +304,10 @@ h_check_user_totals(const struct coll *c, const double *user_total, int nusers)
 /*
  * The withdrawals example's country-window-totals (c) against the input: every window of
  * 10 s from t0 below nwin with input (window_total[k * stride + w] for countries[k]) is
- * published with that total, nothing else is; closes published again are counted.
+ * published with that total, nothing else is. Returns how many windows were published more
+ * than once (closes redone after a crash: exactly_once checks it is 0).
  */
-static inline void
+static inline int
 h_check_window_totals(const struct coll *c, const char *const *countries, int ncountry,
 		      const double *window_total, int stride, int nwin, int64_t t0)
 {
@@ -349,6 +350,7 @@ h_check_window_totals(const struct coll *c, const char *const *countries, int nc
 	   "%d wrong, %d stray)",
 	   missing, wrong, stray);
 	printf("# %d windows published more than once (closes redone after a crash)\n", repeated);
+	return repeated;
 }
 #endif
 
