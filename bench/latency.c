@@ -8,7 +8,10 @@
  * handed the input to its producer (both CLOCK_MONOTONIC in this process): produce time to
  * output delivery, plus the consumer's fetch wait (fetch.wait.max.ms=1), so an upper
  * bound. Before measuring it sends warm-up values (100 a second) until outputs came back
- * on every partition of `large`, so the group joins are not measured.
+ * on every partition of `large`, so the group joins are not measured, and then runs at the
+ * rate for a ramp of -w seconds (default 2) whose outputs are not counted either: the
+ * clients' batches and a JVM broker's compiled code settle at the new rate in the first
+ * second (on Apache Kafka that second alone had outputs 100-200 ms late).
  *
  * With LATENCY_DUMP=FILE it also writes one line per output: its input's send time (s since
  * the measured phase started) and its latency in ms, to see when the slow ones were sent.
@@ -120,25 +123,35 @@ main(int argc, char **argv)
 	const char *bootstrap = NULL;
 	long n = 0;
 	double rate = 0;
+	const char *linger = "5";
+	double ramp_secs = 2.0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "b:n:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:l:n:r:w:")) != -1) {
 		if (opt == 'b')
 			bootstrap = optarg;
+		else if (opt == 'l')
+			linger = optarg;
 		else if (opt == 'n')
 			n = strtol(optarg, NULL, 10);
 		else if (opt == 'r')
 			rate = strtod(optarg, NULL);
+		else if (opt == 'w')
+			ramp_secs = strtod(optarg, NULL);
 		else
 			break;
 	}
-	if (!bootstrap || n <= 0 || rate <= 0 || optind != argc) {
-		fprintf(stderr, "usage: latency -b HOST:PORT -n EVENTS -r EVENTS_PER_SECOND\n");
+	if (!bootstrap || n <= 0 || rate <= 0 || !(ramp_secs >= 0) || optind != argc) {
+		fprintf(stderr, "usage: latency -b HOST:PORT -n EVENTS -r EVENTS_PER_SECOND "
+				"[-l LINGER_MS] [-w RAMP_SECONDS]\n");
 		return 2;
 	}
-	char group[64];
+	/* Keys and group of this run only: a Kafka topic may hold an earlier run's outputs. */
+	char group[64], warm_prefix[16], lat_prefix[16];
 	snprintf(group, sizeof(group), "bench-latency-%ld", (long)getpid());
-	const char *pconf[] = {"linger.ms", "1", "partitioner", "murmur2_random", NULL};
+	snprintf(warm_prefix, sizeof(warm_prefix), "warm%ld", (long)getpid());
+	snprintf(lat_prefix, sizeof(lat_prefix), "lat%ld", (long)getpid());
+	const char *pconf[] = {"linger.ms", linger, "partitioner", "murmur2_random", NULL};
 	const char *cconf[] = {"group.id",
 			       group,
 			       "auto.offset.reset",
@@ -150,8 +163,10 @@ main(int argc, char **argv)
 			       NULL};
 	rd_kafka_t *p = client(RD_KAFKA_PRODUCER, bootstrap, pconf);
 	rd_kafka_t *c = client(RD_KAFKA_CONSUMER, bootstrap, cconf);
-	double *sent_at = calloc((size_t)n, sizeof(double));
-	double *lat = calloc((size_t)n, sizeof(double));
+	/* Sequence numbers below ramp are the ramp's, n more are measured. */
+	long ramp = (long)(ramp_secs * rate), total = ramp + n;
+	double *sent_at = calloc((size_t)total, sizeof(double));
+	double *lat = calloc((size_t)total, sizeof(double));
 	int rc = 1;
 	if (!p || !c || !sent_at || !lat)
 		goto out;
@@ -179,41 +194,41 @@ main(int argc, char **argv)
 			goto out;
 		}
 		if (now() >= next_warm) {
-			if (produce(p, "warm", warm++) < 0)
+			if (produce(p, warm_prefix, warm++) < 0)
 				goto out;
 			next_warm += 0.01;
 		}
 		rd_kafka_poll(p, 0);
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 10);
 		if (m) {
-			if (seq_of(m, "warm") >= 0 && m->partition >= 0 && m->partition < 32)
+			if (seq_of(m, warm_prefix) >= 0 && m->partition >= 0 && m->partition < 32)
 				seen |= 1u << m->partition;
 			back = seen == (1u << OUT_PARTITIONS) - 1;
 			rd_kafka_message_destroy(m);
 		}
 	}
 
-	/* Measure: produce at the rate, consume as outputs arrive. */
+	/* Ramp, then measure: produce at the rate, consume as outputs arrive. */
 	long sent = 0, received = 0;
 	start = now();
 	double done_at = 0;
-	while (received < n) {
+	while (received < total) {
 		double t = now();
 		long due = (long)((t - start) * rate) + 1;
-		if (due > n)
-			due = n;
+		if (due > total)
+			due = total;
 		while (sent < due) {
 			sent_at[sent] = now();
-			if (produce(p, "lat", sent) < 0)
+			if (produce(p, lat_prefix, sent) < 0)
 				goto out;
 			sent++;
 		}
-		if (sent == n && done_at == 0)
+		if (sent == total && done_at == 0)
 			done_at = t;
 		rd_kafka_poll(p, 0);
 		rd_kafka_message_t *m;
 		while ((m = rd_kafka_consumer_poll(c, 0))) {
-			long s = seq_of(m, "lat");
+			long s = seq_of(m, lat_prefix);
 			if (s >= 0 && s < sent && lat[s] == 0) {
 				lat[s] = now() - sent_at[s];
 				received++;
@@ -224,6 +239,14 @@ main(int argc, char **argv)
 			break;
 		if (sent == due)
 			usleep(50);
+	}
+	/* From here on only the measured events count: shift them to the front. */
+	start = ramp < total ? sent_at[ramp] : start;
+	received = 0;
+	for (long i = 0; i < n; i++) {
+		sent_at[i] = sent_at[ramp + i];
+		lat[i] = lat[ramp + i];
+		received += lat[i] > 0;
 	}
 	double produce_secs = (done_at ? done_at : now()) - start;
 	/* LATENCY_DUMP=FILE: one line per output, "seconds_since_start latency_ms". */

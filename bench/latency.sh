@@ -5,10 +5,20 @@
 # Run it at half of the pipe's maximum rate (run.sh's faustc events/s) to see the latency of
 # a pipe that keeps up. Prints the latency line and the worker's stats line.
 #
-# usage: bench/latency.sh [BUILD_DIR] [RATE] [EVENTS]   (default: build 100000 300000)
+# usage: bench/latency.sh [--broker kafka://HOST:PORT] [BUILD_DIR] [RATE] [EVENTS]
+#        (default: build 100000 300000)
 # Keep EVENTS * ~60 bytes / 8 partitions under the embedded broker's ~5 MiB per partition.
+# --broker: Apache Kafka instead of a fresh embedded broker (scripts/kafka.sh start); the
+# topics are created when missing, and earlier runs' records in them are not counted.
+# LATENCY_ARGS: more options for bench/latency (-l LINGER_MS, -w RAMP_SECONDS).
 set -euo pipefail
 
+KAFKA=
+if [[ ${1:-} == --broker ]]; then
+	KAFKA=${2:?--broker needs kafka://HOST:PORT}
+	[[ $KAFKA == kafka://* ]] || KAFKA=kafka://$KAFKA
+	shift 2
+fi
 BUILD=${1:-build}
 RATE=${2:-100000}
 EVENTS=${3:-300000}
@@ -36,9 +46,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$FAUSTC" -A "$APP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
+broker_args=()
+[[ -z $KAFKA ]] || broker_args=(--broker "$KAFKA")
+"$FAUSTC" -A "$APP" broker "${broker_args[@]}" --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
 BROKER_PID=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
 	[[ -s $TMP/addr ]] && break
 	sleep 0.1
 done
@@ -52,7 +64,10 @@ WORKER_PID=$!
 
 echo "producing $EVENTS events at $RATE/s (after a warm-up until the pipe answers) ..."
 status=0
-"$LATENCY" -b "${URL#mock://}" -r "$RATE" -n "$EVENTS" || status=$?
+BOOTSTRAP=${URL#mock://}
+BOOTSTRAP=${BOOTSTRAP#kafka://}
+# shellcheck disable=SC2086 # LATENCY_ARGS is a list of options
+"$LATENCY" -b "$BOOTSTRAP" -r "$RATE" -n "$EVENTS" ${LATENCY_ARGS:-} || status=$?
 kill "$WORKER_PID"
 wait "$WORKER_PID" || true
 WORKER_PID=
