@@ -194,6 +194,32 @@ check_eq "a small producer queue: the worker exits 0" "$worker_status" "0"
 check_eq "a small producer queue: the stop stored all 3000 new keys" \
 	"$("$faustc" -A greeter table seen_count --json --datadir "$tmp/w4" 2>/dev/null |
 		grep -c '"key": "p[0-9]*"')" "3000"
+
+# 5c. the write cache is bounded: the 65,536th key made dirty since the last commit cycle
+#     starts the next one at once, long before the 600 s interval, so the changelog and
+#     LMDB get those keys and the offsets are committed; a SIGKILL then loses none of them
+start_worker "$tmp/w5" --broker "$url" --commit-interval 600
+seq 1 70000 | sed -E 's/^(.*)$/q\1:{"name": "q\1"}/' >"$tmp/q.txt"
+"$faustc" -A greeter send names --file "$tmp/q.txt" --key-delimiter : --broker "$url" \
+	>/dev/null 2>&1
+changelog_q() {
+	timeout 30 kcat -b "$bootstrap" -C -t greeter-seen_count-changelog -e -q -f '%k\n' \
+		2>/dev/null | grep -c '^q' || true
+}
+for _ in $(seq 120); do
+	[ "$(changelog_q)" -ge 65536 ] && break
+	sleep 1
+done
+in_changelog=$(changelog_q)
+[ "$in_changelog" -ge 65536 ] &&
+	ok "a full write cache starts a commit cycle early: $in_changelog of 70000 new keys in the changelog" ||
+	not_ok "a full write cache starts a commit cycle early: $in_changelog of 70000 new keys in the changelog within 120 s (interval 600 s)"
+stop_worker KILL
+stored=$("$faustc" -A greeter table seen_count --json --datadir "$tmp/w5" 2>/dev/null |
+	grep -c '"key": "q[0-9]*"')
+[ "$stored" -ge 65536 ] &&
+	ok "the early cycle's keys are in LMDB after a SIGKILL ($stored)" ||
+	not_ok "the early cycle's keys are in LMDB after a SIGKILL ($stored, want >= 65536)"
 kill -TERM "$broker_pid"
 wait "$broker_pid"
 check_eq "faustc broker exits 0 on SIGTERM" "$?" "0"

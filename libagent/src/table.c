@@ -29,7 +29,15 @@
 #include "kafka.h"
 #include "table_rt.h"
 
-#define AG__CACHE_EVICT_AT 65536
+/*
+ * The write cache is bounded for the whole worker, not per partition, so a table lives in
+ * LMDB and not in the heap whatever its size or partition count: once more than
+ * AG__CACHE_KEEP keys are cached after a commit cycle, the clean ones are dropped (reads go
+ * to LMDB), and a key made dirty beyond AG__CACHE_DIRTY_MAX since the last cycle began
+ * starts the next cycle early (dirty keys stay until a cycle sends them).
+ */
+#define AG__CACHE_KEEP 65536
+#define AG__CACHE_DIRTY_MAX 65536
 /* A restore logs its progress (percent done, time left) every this many seconds. */
 #define AG__RESTORE_LOG_SECONDS 3
 /* Changelog records restored per LMDB transaction. */
@@ -54,6 +62,7 @@ struct opbuf {
  * restore batches may come in between and have a buffer of their own.
  */
 struct ag__tables {
+	uint64_t dirtied; /* keys made dirty since the last commit cycle began */
 	struct opbuf cycle;
 	struct opbuf restore;
 	/* the restore batch: the messages taken, and their records in store order */
@@ -322,10 +331,14 @@ ag__table_write(const struct ag__op *op, struct ag_bytes skey, const struct ag_b
 	/* Outside a source event the value keeps the offset of the events it already holds. */
 	int64_t off = op->off >= 0 ? op->off : f->off;
 	int64_t mtime = t->opts.ttl_s > 0 ? ag__wall_ms() : -1;
+	uint32_t dirty = op->pt->ndirty;
 	struct ag__entry *e = cache_put(op->pt, skey.ptr, skey.len, payload ? payload->ptr : NULL,
 					payload ? payload->len : 0, off, mtime);
 	if (!e)
 		return -ENOMEM;
+	struct ag__worker *w = table_worker(t);
+	if (op->pt->ndirty > dirty && w && ++w->tables->dirtied == AG__CACHE_DIRTY_MAX)
+		ag__worker_cycle_wanted(w);
 	if (op->off >= 0)
 		e->live_off = op->off;
 	return 0;
@@ -936,8 +949,10 @@ ag__tables_cycle_begin(struct ag__worker *w, int more)
 {
 	struct opbuf *ts = &w->tables->cycle;
 	int rc = 0;
-	if (!more)
+	if (!more) {
 		cycle_ops_free(ts);
+		w->tables->dirtied = 0;
+	}
 	for (size_t i = 0; i < w->app->ntables; i++) {
 		struct ag_table *t = w->app->tables[i];
 		if (!more && (rc = ttl_sweep(w, t)) < 0)
@@ -985,6 +1000,37 @@ out:
 	return rc == -ENOBUFS ? 1 : rc;
 }
 
+/* After a cycle stored its changes: drops the clean keys when the cache is over its bound. */
+static void
+cache_trim(struct ag__worker *w)
+{
+	uint64_t cached = 0;
+	for (size_t i = 0; i < w->app->ntables; i++) {
+		struct ag_table *t = w->app->tables[i];
+		for (int p = 0; p < t->changelog->partitions; p++)
+			cached += t->rt->parts[p].count;
+	}
+	if (cached <= AG__CACHE_KEEP)
+		return;
+	for (size_t i = 0; i < w->app->ntables; i++) {
+		struct ag_table *t = w->app->tables[i];
+		for (int p = 0; p < t->changelog->partitions; p++) {
+			struct ag__part *pt = &t->rt->parts[p];
+			if (!pt->count)
+				continue;
+			const struct ag__tpart *tp = t->source->parts ? &t->source->parts[p] : NULL;
+			/* Events in hand of any reader are at or after its position. */
+			int64_t keep_from = INT64_MAX;
+			for (uint32_t r = 0; tp && tp->have_pos && r < tp->nreaders; r++) {
+				int64_t pos = ag__acks_committable(&tp->acks[r]);
+				if (pos < keep_from)
+					keep_from = pos;
+			}
+			cache_clear(pt, 1, keep_from);
+		}
+	}
+}
+
 int
 ag__tables_cycle_end(struct ag__worker *w)
 {
@@ -1018,24 +1064,7 @@ ag__tables_cycle_end(struct ag__worker *w)
 					t->rt->parts[op->part].clog_stored = op->offset;
 			}
 		}
-		for (size_t i = 0; i < w->app->ntables; i++) {
-			struct ag_table *t = w->app->tables[i];
-			for (int p = 0; p < t->changelog->partitions; p++) {
-				struct ag__part *pt = &t->rt->parts[p];
-				if (pt->count <= AG__CACHE_EVICT_AT)
-					continue;
-				const struct ag__tpart *tp =
-					t->source->parts ? &t->source->parts[p] : NULL;
-				/* Events in hand of any reader are at or after its position. */
-				int64_t keep_from = INT64_MAX;
-				for (uint32_t r = 0; tp && tp->have_pos && r < tp->nreaders; r++) {
-					int64_t pos = ag__acks_committable(&tp->acks[r]);
-					if (pos < keep_from)
-						keep_from = pos;
-				}
-				cache_clear(pt, 1, keep_from);
-			}
-		}
+		cache_trim(w);
 	}
 	cycle_ops_free(ts);
 	return rc;

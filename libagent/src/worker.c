@@ -453,6 +453,10 @@ after_work(struct ag__worker *w)
 		cycle_check(w); /* calls after_work again once the cycle is done */
 		return;
 	}
+	if (w->cycle_wanted && !w->stopping) {
+		cycle_start(w);
+		return;
+	}
 	if (w->stopping && !w->cycle_active && ag__agents_all_done(w)) {
 		if (w->final_cycle) {
 			begin_close(w);
@@ -727,6 +731,7 @@ cycle_take(struct ag__worker *w)
 static void
 cycle_start(struct ag__worker *w)
 {
+	w->cycle_wanted = 0;
 	if (w->cycle_active) {
 		w->cycle_again = 1;
 		return;
@@ -857,6 +862,14 @@ on_commit_timer(uv_timer_t *h)
 	if (!w->stopping)
 		cycle_start(w);
 	ag__flow_tick(w);
+}
+
+void
+ag__worker_cycle_wanted(struct ag__worker *w)
+{
+	w->cycle_wanted = 1;
+	if (w->handles_open)
+		uv_idle_start(&w->idle, on_idle); /* so that the loop turns: after_work starts it */
 }
 
 void

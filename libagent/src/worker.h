@@ -188,6 +188,7 @@ struct ag__worker {
 	/* commit cycle */
 	int cycle_active;
 	int cycle_again;
+	int cycle_wanted; /* start a cycle at the loop's next turn (ag__worker_cycle_wanted) */
 	uint64_t cycle_seq; /* producer messages before this one must be delivered */
 	int final_cycle;
 	int no_commit; /* a delivery failed for good: commit nothing more */
@@ -365,6 +366,11 @@ int ag__flow_wait(struct ag__agent_rt *rt, struct ag_topic *t, int32_t partition
 void ag__flow_tick(struct ag__worker *w);
 /* worker.c: starts a commit cycle now unless one runs (or the worker stops). */
 void ag__worker_commit_soon(struct ag__worker *w);
+/*
+ * Asks for a commit cycle at the loop's next turn, from anywhere (an agent's table write
+ * included): the write cache has many dirty keys (table.c).
+ */
+void ag__worker_cycle_wanted(struct ag__worker *w);
 
 /* watermark.c */
 /* Starts the idleness and heartbeat tick when a windowed table follows some topic. */
