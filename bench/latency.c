@@ -123,13 +123,15 @@ main(int argc, char **argv)
 	const char *bootstrap = NULL;
 	long n = 0;
 	double rate = 0;
-	const char *linger = "5";
+	const char *linger = "5", *fetch_wait = "1";
 	double ramp_secs = 2.0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "b:l:n:r:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:f:l:n:r:w:")) != -1) {
 		if (opt == 'b')
 			bootstrap = optarg;
+		else if (opt == 'f')
+			fetch_wait = optarg;
 		else if (opt == 'l')
 			linger = optarg;
 		else if (opt == 'n')
@@ -143,7 +145,7 @@ main(int argc, char **argv)
 	}
 	if (!bootstrap || n <= 0 || rate <= 0 || !(ramp_secs >= 0) || optind != argc) {
 		fprintf(stderr, "usage: latency -b HOST:PORT -n EVENTS -r EVENTS_PER_SECOND "
-				"[-l LINGER_MS] [-w RAMP_SECONDS]\n");
+				"[-f FETCH_WAIT_MS] [-l LINGER_MS] [-w RAMP_SECONDS]\n");
 		return 2;
 	}
 	/* Keys and group of this run only: a Kafka topic may hold an earlier run's outputs. */
@@ -157,7 +159,7 @@ main(int argc, char **argv)
 			       "auto.offset.reset",
 			       "earliest",
 			       "fetch.wait.max.ms",
-			       "1",
+			       fetch_wait,
 			       "enable.auto.commit",
 			       "false",
 			       NULL};
