@@ -1700,8 +1700,10 @@ restore_store(struct ag__worker *w, struct ag__tables *tb, size_t nrecs)
 			rc = push_op(ts, &off, NULL);
 		}
 	}
+	/* deferred: a batch a system crash undoes is fetched again, from the offset stored
+	 * with the data before it; a finished restore syncs (ag__tables_restore_poll) */
 	if (rc == 0 && ts->nops)
-		rc = ag__store_write(w->store, ts->ops, ts->nops);
+		rc = ag__store_write_deferred(w->store, ts->ops, ts->nops);
 	cycle_ops_free(ts);
 	return rc;
 }
@@ -1814,6 +1816,8 @@ ag__tables_restore_poll(struct ag__worker *w)
 		}
 	}
 	rc = nrecs ? restore_store(w, tb, nrecs) : 0;
+	if (rc == 0 && ndone)
+		rc = ag__store_sync(w->store); /* a ready partition's table is durable */
 	for (ssize_t i = 0; i < n; i++)
 		rd_kafka_message_destroy(msgs[i]);
 	if (rc < 0) {
