@@ -1725,7 +1725,14 @@ restore_bufs(struct ag__worker *w, struct ag__tables *tb)
 	tb->trank = calloc(nt ? nt : 1, sizeof(*tb->trank));
 	if (!tb->msgs || !tb->recs || !tb->ix || !tb->tmp || !tb->trank) {
 		free(tb->msgs);
-		tb->msgs = NULL; /* retried on the next call; the others are freed with tb */
+		free(tb->recs);
+		free(tb->ix);
+		free(tb->tmp);
+		free(tb->trank);
+		tb->msgs = NULL;
+		tb->recs = NULL;
+		tb->ix = tb->tmp = NULL;
+		tb->trank = NULL;
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < nt; i++)
