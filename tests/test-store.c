@@ -263,6 +263,42 @@ reader_child(const char *dir)
 	return bad;
 }
 
+/*
+ * Restore batches commit deferred (MDB_NOMETASYNC): visible at once, data and offset
+ * together, kept by a close without a sync (a process crash loses nothing), and a failed
+ * deferred write leaves nothing and the next write fully synced.
+ */
+static void
+test_deferred(struct ag__store *s)
+{
+	struct ag__store_op ops[2] = {
+		{.kind = AG__STORE_PUT,
+		 .table = "df",
+		 .part = 3,
+		 .key = AG_STR("k"),
+		 .val = AG_STR("v1")},
+		{.kind = AG__STORE_OFFSET, .table = "df", .part = 3, .offset = 41},
+	};
+	ok_int_eq(ag__store_write_deferred(s, ops, 2), 0, "deferred write commits");
+	ok_str_eq(get(s, "df", 3, "k"), "v1", "a deferred write is visible at once");
+	int64_t off = 0;
+	ok_int_eq(ag__store_get_offset(s, "df", 3, &off), 0, "its offset is stored");
+	ok_int_eq(off, 41, "with the data, in the same transaction");
+	struct ag__store_op bad[2] = {ops[0], ops[1]};
+	bad[0].val = AG_STR("v2");
+	bad[1].part = -1;
+	ok_int_eq(ag__store_write_deferred(s, bad, 2), -EINVAL, "a bad deferred write fails");
+	ok_str_eq(get(s, "df", 3, "k"), "v1", "and leaves nothing");
+	ops[0].val = AG_STR("v3");
+	ops[1].offset = 42;
+	ok_int_eq(ag__store_write(s, ops, 2), 0, "a synced write after it");
+	ok_str_eq(get(s, "df", 3, "k"), "v3", "sees its own data");
+	ops[0].val = AG_STR("v4");
+	ops[1].offset = 43;
+	ok_int_eq(ag__store_write_deferred(s, ops, 2), 0, "another deferred write");
+	ok_int_eq(ag__store_sync(s), 0, "ag__store_sync makes it durable");
+}
+
 static void
 test_readonly(struct ag__store *s, const char *dir)
 {
@@ -420,6 +456,7 @@ main(void)
 		test_offsets(s);
 		test_iter(s);
 		test_readonly(s, dir);
+		test_deferred(s);
 		ag__store_close(s);
 		s = NULL;
 		ok_int_eq(ag__store_open(&s, dir, 0, err, sizeof(err)), 0, "reopen");
@@ -427,6 +464,9 @@ main(void)
 		int64_t off = 0;
 		ok_int_eq(ag__store_get_offset(s, "t", 0, &off), 0, "reopen keeps offsets");
 		ok_int_eq(off, 99, "offset after reopen");
+		ok_str_eq(get(s, "df", 3, "k"), "v4", "reopen keeps the deferred write");
+		ok_int_eq(ag__store_get_offset(s, "df", 3, &off), 0, "and its offset");
+		ok_int_eq(off, 43, "the deferred write's offset after reopen");
 		ag__store_close(s);
 	}
 	char big[128];

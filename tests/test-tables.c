@@ -1020,7 +1020,9 @@ test_copartition(void)
 /*
  * 6: records of one key in one restore batch. The batch is written sorted by key with only
  * each key's last record: a tombstone after a value must delete, a value after a
- * tombstone must stay, and the stored changelog offset must be the changelog's end.
+ * tombstone must stay, and the stored changelog offset must be the changelog's end. The
+ * sort goes by the keys' first 8 bytes and then the rest: keys that share those 8 bytes,
+ * and keys equal but for a trailing zero byte, must each keep their own last record.
  */
 static void
 test_restore_batch(void)
@@ -1028,15 +1030,21 @@ test_restore_batch(void)
 	static const struct {
 		int32_t part;
 		const char *key, *value; /* value NULL: a tombstone */
+		size_t klen; /* 0: strlen(key) */
 	} recs[] = {
-		{0, "k1", "a"}, {0, "k2", NULL}, {0, "k3", "c"},  {0, "k1", NULL},
-		{0, "k2", "b"}, {0, "k3", "d"},  {1, "k4", "e"},  {1, "k4", NULL},
-		{1, "k4", "f"}, {1, "k5", "g"},  {1, "k5", NULL},
+		{0, "k1", "a", 0},  {0, "k2", NULL, 0},        {0, "user-0000001-x", "1", 0},
+		{0, "k3", "c", 0},  {0, "abcdefgh", "p", 0},   {0, "user-0000001-y", "2", 0},
+		{0, "k1", NULL, 0}, {0, "abcdefgh\0", "q", 9}, {0, "user-0000001-x", NULL, 0},
+		{0, "k2", "b", 0},  {0, "abcdefgh", NULL, 0},  {0, "user-0000001-y", "3", 0},
+		{0, "k3", "d", 0},  {0, "abcdefgh\0", "r", 9}, {0, "user-0000001-x", "4", 0},
+		{1, "k4", "e", 0},  {1, "k4", NULL, 0},        {1, "k4", "f", 0},
+		{1, "k5", "g", 0},  {1, "k5", NULL, 0},
 	};
 	rd_kafka_t *p = producer_new(bootstrap);
 	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++)
-		h_produce(p, "tr-t-changelog", recs[i].part, recs[i].key, strlen(recs[i].key),
-			  recs[i].value, recs[i].value ? strlen(recs[i].value) : 0, NULL);
+		h_produce(p, "tr-t-changelog", recs[i].part, recs[i].key,
+			  recs[i].klen ? recs[i].klen : strlen(recs[i].key), recs[i].value,
+			  recs[i].value ? strlen(recs[i].value) : 0, NULL);
 	ok_int_eq(rd_kafka_flush(p, 30000), 0, "6: the changelog records are delivered");
 	int64_t end[2] = {-1, -1};
 	for (int32_t i = 0; i < 2; i++) {
@@ -1062,12 +1070,25 @@ test_restore_batch(void)
 	static const struct {
 		int32_t part;
 		const char *key, *value;
+		size_t klen;
 	} want[] = {
-		{0, "k1", NULL}, {0, "k2", "b"}, {0, "k3", "d"}, {1, "k4", "f"}, {1, "k5", NULL}};
+		{0, "k1", NULL, 0},
+		{0, "k2", "b", 0},
+		{0, "k3", "d", 0},
+		{0, "user-0000001-x", "4", 0},
+		{0, "user-0000001-y", "3", 0},
+		{0, "abcdefgh", NULL, 0},
+		{0, "abcdefgh\0", "r", 9},
+		{1, "k4", "f", 0},
+		{1, "k5", NULL, 0},
+	};
+	size_t nwant = sizeof(want) / sizeof(want[0]);
 	int right = 0;
-	for (size_t i = 0; s && i < sizeof(want) / sizeof(want[0]); i++) {
+	for (size_t i = 0; s && i < nwant; i++) {
 		struct ag_bytes v;
-		int rc = ag__store_get(s, "t", want[i].part, AG_STR(want[i].key), &v);
+		struct ag_bytes k = {want[i].key,
+				     want[i].klen ? want[i].klen : strlen(want[i].key)};
+		int rc = ag__store_get(s, "t", want[i].part, k, &v);
 		int good = want[i].value ? rc == 0 && v.len == strlen(want[i].value) &&
 						   memcmp(v.ptr, want[i].value, v.len) == 0
 					 : rc == -ENOENT;
@@ -1076,7 +1097,7 @@ test_restore_batch(void)
 			       rc == 0 ? (const char *)v.ptr : "");
 		right += good;
 	}
-	ok_int_eq(right, 5, "6: each key holds its last record (tombstones deleted)");
+	ok_int_eq(right, (int)nwant, "6: each key holds its last record (tombstones deleted)");
 	int64_t off0 = -1, off1 = -1;
 	if (s) {
 		ag__store_get_offset(s, "t", 0, &off0);

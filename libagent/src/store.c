@@ -542,6 +542,35 @@ ag__store_write(struct ag__store *s, const struct ag__store_op *ops, size_t n)
 	return store_txn(s, write_body, &c, "write");
 }
 
+int
+ag__store_write_deferred(struct ag__store *s, const struct ag__store_op *ops, size_t n)
+{
+	struct write_ctx c = {ops, n};
+	/*
+	 * MDB_NOMETASYNC: the commit still syncs the data pages, then writes the meta page
+	 * that makes them current without waiting for it; the next commit's sync (or
+	 * ag__store_sync) flushes it. The meta page can reach the disk only after its data,
+	 * so the stored offsets never run ahead of durable data.
+	 */
+	int rc = mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
+	if (rc)
+		return store_err(s, rc, "write");
+	int wrc = store_txn(s, write_body, &c, "write");
+	rc = mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+	if (rc && wrc == 0)
+		return store_err(s, rc, "write");
+	return wrc;
+}
+
+int
+ag__store_sync(struct ag__store *s)
+{
+	if (s->flags & AG__STORE_RDONLY)
+		return 0;
+	int rc = mdb_env_sync(s->env, 1);
+	return rc ? store_err(s, rc, "sync") : 0;
+}
+
 /* Does key k (of length len) start with prefix p? */
 static int
 has_prefix(const MDB_val *k, const struct store_key *p)

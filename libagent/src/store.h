@@ -71,6 +71,17 @@ int ag__store_get_offset(struct ag__store *s, const char *table, int32_t part, i
 int ag__store_write(struct ag__store *s, const struct ag__store_op *ops, size_t n);
 
 /*
+ * As ag__store_write, but durable only once ag__store_sync returns or the next
+ * ag__store_write commits: a system crash before that may undo the transaction (whole: its
+ * data and offsets stay together, and what it leaves is a state the store had); a process
+ * crash does not. For restore batches, where a lost batch is fetched again.
+ */
+int ag__store_write_deferred(struct ag__store *s, const struct ag__store_op *ops, size_t n);
+
+/* Makes every committed write durable. Returns 0, AG_ESTORE. */
+int ag__store_sync(struct ag__store *s);
+
+/*
  * Calls fn for every key of (table, part) in key order; fn's key and val are borrowed for
  * the call; a non-zero return stops the walk and is returned. part < 0: every partition
  * (in partition order). fn may read the store but must not write or drop.

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -43,10 +44,15 @@
 /* Changelog records restored per LMDB transaction. */
 #define AG__RESTORE_BATCH 32768
 
-/* A restored changelog record and its place in the batch (of two to one key, the later wins). */
-struct restore_rec {
-	struct ag__store_op op;
-	uint32_t seq;
+/*
+ * A restored record's place in the sort of its batch: the (table, partition) as a number in
+ * the store's order (the table's rank by name, then the partition), the key's first 8
+ * bytes big-endian (zero-padded), and the record's index in the batch (changelog order).
+ */
+struct restore_ix {
+	uint64_t grp;
+	uint64_t pfx;
+	uint32_t idx;
 };
 
 /* LMDB ops collected for one transaction, with the buffers they point into. */
@@ -65,9 +71,12 @@ struct ag__tables {
 	uint64_t dirtied; /* keys made dirty since the last commit cycle began */
 	struct opbuf cycle;
 	struct opbuf restore;
-	/* the restore batch: the messages taken, and their records in store order */
+	/* the restore batch: the messages taken, their records in changelog order, and the
+	 * sort of those records (ix, with tmp for the radix passes) */
 	rd_kafka_message_t **msgs;
-	struct restore_rec *recs;
+	struct ag__store_op *recs;
+	struct restore_ix *ix, *tmp;
+	uint32_t *trank; /* the rank of each table (w->app->tables order) by name */
 };
 
 int64_t
@@ -711,6 +720,9 @@ ag__tables_close(struct ag__worker *w)
 		}
 		free(w->tables->msgs);
 		free(w->tables->recs);
+		free(w->tables->ix);
+		free(w->tables->tmp);
+		free(w->tables->trank);
 		free(w->tables);
 		w->tables = NULL;
 	}
@@ -1540,43 +1552,119 @@ restore_progress(struct ag__worker *w, struct ag_table *t, struct ag__part *pt,
 		(int)m->partition, (unsigned long long)pt->restored, 100.0 * frac, left);
 }
 
-static struct ag_table *
+/* The index in w->app->tables of the table whose changelog is topic, or -1. */
+static int
 changelog_table(struct ag__worker *w, const char *topic)
 {
 	for (size_t i = 0; i < w->app->ntables; i++)
 		if (strcmp(w->app->tables[i]->changelog->name, topic) == 0)
-			return w->app->tables[i];
-	return NULL;
+			return (int)i;
+	return -1;
 }
 
-/* Store order of two restored records ((table, partition, key) as LMDB sorts them), then
- * changelog order: of two writes to one key the later one sorts last. */
-static int
-restore_rec_cmp(const void *a, const void *b)
+/*
+ * Sorting a restore batch into the store's key order. LMDB's keys are (table name,
+ * partition, user key) compared bytewise, so the batch sorts by (table rank, partition),
+ * then by the user key 8 bytes at a time, then by length (keys equal but for trailing
+ * zero bytes), then by changelog order: of two writes to one key the later sorts last.
+ * A stable LSD radix sort on compact entries does it in a few linear passes where qsort
+ * of the records took n log n indirect comparisons (bench/README.md, "Recovery and
+ * memory").
+ */
+
+/* The 8 bytes of key k from byte 8 * d on, big-endian, zero-padded. */
+static uint64_t
+key_chunk(struct ag_bytes k, size_t d)
 {
-	const struct restore_rec *x = a, *y = b;
-	if (x->op.table != y->op.table) {
-		int c = strcmp(x->op.table, y->op.table);
-		if (c)
-			return c;
+	const unsigned char *b = k.ptr;
+	uint64_t v = 0;
+	for (size_t i = 8 * d; i < 8 * d + 8; i++)
+		v = v << 8 | (i < k.len ? b[i] : 0);
+	return v;
+}
+
+/* Stable sort of a[0..n) by the 64-bit field at offset off, tmp as scratch of n entries. */
+static void
+ix_radix(struct restore_ix *a, struct restore_ix *tmp, size_t n, size_t off)
+{
+	size_t count[8][256];
+	memset(count, 0, sizeof(count));
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)&a[i] + off, sizeof(v));
+		for (int b = 0; b < 8; b++)
+			count[b][(v >> (8 * b)) & 0xff]++;
 	}
-	if (x->op.part != y->op.part)
-		return x->op.part < y->op.part ? -1 : 1;
-	size_t n = x->op.key.len < y->op.key.len ? x->op.key.len : y->op.key.len;
-	int c = n ? memcmp(x->op.key.ptr, y->op.key.ptr, n) : 0;
-	if (c)
-		return c;
-	if (x->op.key.len != y->op.key.len)
-		return x->op.key.len < y->op.key.len ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	struct restore_ix *src = a, *dst = tmp;
+	for (int b = 0; b < 8; b++) {
+		size_t *c = count[b], sum = 0;
+		int uniform = 0;
+		for (int d = 0; d < 256 && !uniform; d++)
+			uniform = c[d] == n;
+		if (uniform)
+			continue; /* every entry has the same byte here: nothing moves */
+		for (int d = 0; d < 256; d++) {
+			size_t k = c[d];
+			c[d] = sum;
+			sum += k;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint64_t v;
+			memcpy(&v, (const char *)&src[i] + off, sizeof(v));
+			dst[c[(v >> (8 * b)) & 0xff]++] = src[i];
+		}
+		struct restore_ix *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != a)
+		memcpy(a, src, n * sizeof(*a));
+}
+
+/*
+ * Orders a run of entries with equal (grp, key bytes before 8 * d), sorted by changelog
+ * order, by the rest of their keys, then length.
+ */
+static void
+ix_refine(const struct ag__store_op *recs, struct restore_ix *a, struct restore_ix *tmp, size_t n,
+	  size_t d)
+{
+	int longer = 0;
+	for (size_t i = 0; i < n && !longer; i++)
+		longer = recs[a[i].idx].key.len > 8 * d;
+	for (size_t i = 0; i < n; i++)
+		a[i].pfx = longer ? key_chunk(recs[a[i].idx].key, d) : recs[a[i].idx].key.len;
+	ix_radix(a, tmp, n, offsetof(struct restore_ix, pfx));
+	if (!longer)
+		return; /* equal keys (or equal but for trailing zeros, now by length) */
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && a[j].pfx == a[i].pfx; j++)
+			;
+		if (j - i > 1)
+			ix_refine(recs, a + i, tmp, j - i, d + 1);
+	}
+}
+
+/* Sorts the batch's tb->ix[0..n) (grp, pfx and idx set) into store order. */
+static void
+restore_sort(struct ag__tables *tb, size_t n)
+{
+	struct restore_ix *a = tb->ix;
+	ix_radix(a, tb->tmp, n, offsetof(struct restore_ix, pfx));
+	ix_radix(a, tb->tmp, n, offsetof(struct restore_ix, grp));
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && a[j].grp == a[i].grp && a[j].pfx == a[i].pfx; j++)
+			;
+		if (j - i > 1)
+			ix_refine(tb->recs, a + i, tb->tmp, j - i, 1);
+	}
 }
 
 static int
-restore_same_key(const struct restore_rec *x, const struct restore_rec *y)
+restore_same_key(const struct ag__store_op *x, const struct ag__store_op *y)
 {
-	return x->op.table == y->op.table && x->op.part == y->op.part &&
-	       x->op.key.len == y->op.key.len &&
-	       (!x->op.key.len || memcmp(x->op.key.ptr, y->op.key.ptr, x->op.key.len) == 0);
+	return x->table == y->table && x->part == y->part && x->key.len == y->key.len &&
+	       (!x->key.len || memcmp(x->key.ptr, y->key.ptr, x->key.len) == 0);
 }
 
 /*
@@ -1591,11 +1679,12 @@ restore_store(struct ag__worker *w, struct ag__tables *tb, size_t nrecs)
 	struct opbuf *ts = &tb->restore;
 	int rc = 0;
 	cycle_ops_free(ts);
-	qsort(tb->recs, nrecs, sizeof(*tb->recs), restore_rec_cmp);
+	restore_sort(tb, nrecs);
 	for (size_t i = 0; i < nrecs && rc == 0; i++) {
-		if (i + 1 < nrecs && restore_same_key(&tb->recs[i], &tb->recs[i + 1]))
+		const struct ag__store_op *op = &tb->recs[tb->ix[i].idx];
+		if (i + 1 < nrecs && restore_same_key(op, &tb->recs[tb->ix[i + 1].idx]))
 			continue; /* a later record of the batch sets the key */
-		rc = push_op(ts, &tb->recs[i].op, NULL);
+		rc = push_op(ts, op, NULL);
 	}
 	for (size_t i = 0; i < w->app->ntables && rc == 0; i++) {
 		struct ag_table *t = w->app->tables[i];
@@ -1611,21 +1700,46 @@ restore_store(struct ag__worker *w, struct ag__tables *tb, size_t nrecs)
 			rc = push_op(ts, &off, NULL);
 		}
 	}
+	/* deferred: a batch a system crash undoes is fetched again, from the offset stored
+	 * with the data before it; a finished restore syncs (ag__tables_restore_poll) */
 	if (rc == 0 && ts->nops)
-		rc = ag__store_write(w->store, ts->ops, ts->nops);
+		rc = ag__store_write_deferred(w->store, ts->ops, ts->nops);
 	cycle_ops_free(ts);
 	return rc;
 }
 
-/* Grows the restore batch's arrays to AG__RESTORE_BATCH entries. Returns 0, -ENOMEM. */
+/*
+ * Allocates the restore batch's arrays (AG__RESTORE_BATCH entries) and ranks the tables
+ * by name. Returns 0, -ENOMEM.
+ */
 static int
-restore_bufs(struct ag__tables *tb)
+restore_bufs(struct ag__worker *w, struct ag__tables *tb)
 {
 	if (tb->msgs)
 		return 0;
+	size_t nt = w->app->ntables;
 	tb->msgs = malloc(AG__RESTORE_BATCH * sizeof(*tb->msgs));
 	tb->recs = malloc(AG__RESTORE_BATCH * sizeof(*tb->recs));
-	return tb->msgs && tb->recs ? 0 : -ENOMEM;
+	tb->ix = malloc(AG__RESTORE_BATCH * sizeof(*tb->ix));
+	tb->tmp = malloc(AG__RESTORE_BATCH * sizeof(*tb->tmp));
+	tb->trank = calloc(nt ? nt : 1, sizeof(*tb->trank));
+	if (!tb->msgs || !tb->recs || !tb->ix || !tb->tmp || !tb->trank) {
+		free(tb->msgs);
+		free(tb->recs);
+		free(tb->ix);
+		free(tb->tmp);
+		free(tb->trank);
+		tb->msgs = NULL;
+		tb->recs = NULL;
+		tb->ix = tb->tmp = NULL;
+		tb->trank = NULL;
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nt; i++)
+		for (size_t j = 0; j < nt; j++)
+			tb->trank[i] +=
+				strcmp(w->app->tables[j]->name, w->app->tables[i]->name) < 0;
+	return 0;
 }
 
 static void
@@ -1645,7 +1759,7 @@ ag__tables_restore_poll(struct ag__worker *w)
 	 * (bench/README.md, "Table recovery", has the measurements behind the size).
 	 */
 	struct ag__tables *tb = w->tables;
-	int rc = restore_bufs(tb);
+	int rc = restore_bufs(w, tb);
 	if (rc < 0) {
 		restore_failed(w, rc);
 		return;
@@ -1666,8 +1780,8 @@ ag__tables_restore_poll(struct ag__worker *w)
 			ag__web_peer(w, m);
 			continue;
 		}
-		struct ag_table *t =
-			m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : NULL;
+		int ti = m->rkt ? changelog_table(w, rd_kafka_topic_name(m->rkt)) : -1;
+		struct ag_table *t = ti >= 0 ? w->app->tables[ti] : NULL;
 		struct ag__part *pt = t && t->rt ? &t->rt->parts[m->partition] : NULL;
 		if (!pt || !(pt->restoring || pt->standby))
 			continue;
@@ -1679,14 +1793,20 @@ ag__tables_restore_poll(struct ag__worker *w)
 				(int)m->partition, rd_kafka_message_errstr(m));
 			continue;
 		} else {
-			tb->recs[nrecs++] = (struct restore_rec){
-				.op = {.kind = m->payload ? AG__STORE_PUT : AG__STORE_DEL,
-				       .table = t->name,
-				       .part = m->partition,
-				       .key = {m->key, m->key_len},
-				       .val = {m->payload, m->len}},
-				.seq = (uint32_t)i,
+			struct ag_bytes key = {m->key, m->key_len};
+			tb->recs[nrecs] = (struct ag__store_op){
+				.kind = m->payload ? AG__STORE_PUT : AG__STORE_DEL,
+				.table = t->name,
+				.part = m->partition,
+				.key = key,
+				.val = {m->payload, m->len},
 			};
+			tb->ix[nrecs] = (struct restore_ix){
+				.grp = (uint64_t)tb->trank[ti] << 32 | (uint32_t)m->partition,
+				.pfx = key_chunk(key, 0),
+				.idx = (uint32_t)nrecs,
+			};
+			nrecs++;
 			pt->batch_next = m->offset + 1;
 			if (pt->standby) {
 				pt->standby_applied++;
@@ -1703,6 +1823,8 @@ ag__tables_restore_poll(struct ag__worker *w)
 		}
 	}
 	rc = nrecs ? restore_store(w, tb, nrecs) : 0;
+	if (rc == 0 && ndone)
+		rc = ag__store_sync(w->store); /* a ready partition's table is durable */
 	for (ssize_t i = 0; i < n; i++)
 		rd_kafka_message_destroy(msgs[i]);
 	if (rc < 0) {
