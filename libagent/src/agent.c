@@ -776,10 +776,12 @@ event_headers(const struct ag_event *ev)
 }
 
 /*
- * The header a forward carries: "PARTITION:OFFSET[:PROGRESS]", the event's source partition
- * and offset, so that the reader of the boundary topic can tell a forward made again after
- * a crash (a duplicate with a new offset) from a new event, and, when a windowed table
- * follows the boundary topic, the source partition's event-time progress (watermark.c).
+ * The header a forward carries: the event's source partition and offset, so that the
+ * reader of the boundary topic can tell a forward made again after a crash (a duplicate
+ * with a new offset) from a new event, and, when a windowed table follows the boundary
+ * topic, the source partition's event-time progress (watermark.c). Its value is binary
+ * (watermark.h, ag__fwd_src_format); readers also take the text form "PARTITION:OFFSET[:
+ * PROGRESS]" that earlier versions wrote.
  */
 #define AG__FWD_HEADER "faustc-src"
 
@@ -793,18 +795,18 @@ forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topi
 {
 	rd_kafka_headers_t *h = event_headers(ev);
 	struct ag_bytes value = ag_event_value(ev);
-	h = h ? rd_kafka_headers_copy(h) : src ? rd_kafka_headers_new(1) : NULL;
+	if (h) {
+		h = rd_kafka_headers_copy(h);
+		if (src)
+			rd_kafka_header_remove(h, AG__FWD_HEADER);
+	} else if (src) {
+		h = rd_kafka_headers_new(1);
+	}
 	if (src) {
-		char pos[80];
-		int64_t progress = ag__wm_forward_time(rt, ev);
-		if (progress == INT64_MIN)
-			snprintf(pos, sizeof(pos), "%d:%lld", (int)ev->msg->partition,
-				 (long long)ev->msg->offset);
-		else
-			snprintf(pos, sizeof(pos), "%d:%lld:%lld", (int)ev->msg->partition,
-				 (long long)ev->msg->offset, (long long)progress);
-		rd_kafka_header_remove(h, AG__FWD_HEADER);
-		rd_kafka_header_add(h, AG__FWD_HEADER, -1, pos, -1);
+		uint8_t pos[AG__FWD_SRC_MAX];
+		size_t n = ag__fwd_src_format(pos, ev->msg->partition, ev->msg->offset,
+					      ag__wm_forward_time(rt, ev));
+		rd_kafka_header_add(h, AG__FWD_HEADER, sizeof(AG__FWD_HEADER) - 1, pos, (ssize_t)n);
 	}
 	return ag__produce_wait(rt->w, topic, partition, key,
 				ev->msg->payload || ev->value_set ? &value : NULL, h,
@@ -836,30 +838,12 @@ static void
 src_parse(struct ag_event *ev)
 {
 	struct ag_bytes v;
-	char buf[80], *end;
 	ev->src_part = -1;
 	ev->src_time = INT64_MIN;
 	ev->fwd_part = -1;
 	if (!ev->tp->topic->flow || ag_event_header(ev, AG__FWD_HEADER, &v) < 0 ||
-	    v.len >= sizeof(buf))
-		return;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = 0;
-	long p = strtol(buf, &end, 10);
-	if (end == buf || *end != ':' || p < 0 || p > 1000000)
-		return;
-	char *o = end + 1;
-	long long off = strtoll(o, &end, 10);
-	if (end == o || (*end && *end != ':'))
-		return;
-	ev->src_part = (int32_t)p;
-	ev->src_off = off;
-	if (*end == ':') {
-		char *t = end + 1;
-		long long time = strtoll(t, &end, 10);
-		if (end != t && !*end)
-			ev->src_time = time;
-	}
+	    ag__fwd_src_parse(v.ptr, v.len, &ev->src_part, &ev->src_off, &ev->src_time) < 0)
+		ev->src_part = -1;
 }
 
 /*
