@@ -492,6 +492,7 @@ void
 ag__agent_park(struct ag__agent_rt *rt, enum ag__agent_state state)
 {
 	rt->state = state;
+	rt->yields++;
 	ag__coro_yield();
 }
 
@@ -1012,6 +1013,7 @@ slice_tick(struct ag__agent_rt *rt)
 	rt->slice = 0;
 	rt->state = AG__AGENT_NEW; /* lets wake queue it at the back */
 	ag__agent_wake(rt->w, rt);
+	rt->yields++;
 	ag__coro_yield();
 }
 
@@ -1077,22 +1079,36 @@ forward(struct ag__agent_rt *rt)
 	return 0;
 }
 
-/* The body is done with the events it was handed: their processing latency. */
-static void
-latency_done(struct ag__agent_rt *rt)
+/*
+ * The latency clocks, one wall clock read per hand-out. When the body asks for its next
+ * events, the clock read that ends its processing latency (done) is also the hand-out time
+ * of the events it gets next, unless the agent gave the loop back in between (it parked for
+ * events or ended a slice: then the clock is read again). So a busy agent pays one read per
+ * hand-out, not two; its processing latency runs from that read to the next ask and thus
+ * includes taking the events (decode, checks, a few microseconds), and the end-to-end
+ * latency ends there.
+ */
+
+/* The body is done with the events it was handed: their processing latency. Returns the
+ * clock read (0 when nothing was handed) and the yield count at the read in *yields. */
+static uint64_t
+latency_done(struct ag__agent_rt *rt, uint64_t *yields)
 {
+	*yields = rt->yields;
 	if (!rt->handed_us)
-		return;
+		return 0;
 	uint64_t now = ag__wall_us();
 	ag__hist_observe(&rt->agent->proc_hist, now > rt->handed_us ? now - rt->handed_us : 0);
 	rt->handed_us = 0;
+	return now;
 }
 
-/* The body gets rt->evs: their end-to-end latency (timestamp to hand-out). */
+/* The body gets rt->evs: their end-to-end latency (timestamp to hand-out). done, yields:
+ * what latency_done returned, reused as the hand-out time when the agent did not yield. */
 static void
-latency_handed(struct ag__agent_rt *rt)
+latency_handed(struct ag__agent_rt *rt, uint64_t done, uint64_t yields)
 {
-	uint64_t now = ag__wall_us();
+	uint64_t now = done && yields == rt->yields ? done : ag__wall_us();
 	rt->handed_us = now;
 	for (size_t i = 0; i < rt->nevs; i++) {
 		int64_t ts = ag__msg_timestamp(rt->evs[i].msg);
@@ -1109,7 +1125,7 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 	struct ag__agent_rt *rt = stream->rt;
 	if (running != rt)
 		return AG_ENOAGENT;
-	latency_done(rt);
+	uint64_t yields, done = latency_done(rt, &yields);
 	ag__event_release(rt, 1);
 	int rc = pull_wait(rt);
 	if (rc < 0) {
@@ -1119,7 +1135,7 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 	rt->events++;
 	rt->cur = &rt->evs[0];
 	*ev = rt->cur;
-	latency_handed(rt);
+	latency_handed(rt, done, yields);
 	return 0;
 }
 
@@ -1132,7 +1148,7 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 		return AG_ENOAGENT;
 	if (max == 0 || max > 65536 || isnan(within_s))
 		return -EINVAL;
-	latency_done(rt);
+	uint64_t yields, done = latency_done(rt, &yields);
 	ag__event_release(rt, 1);
 	uint64_t within_ms = seconds_ms(within_s), first_ns = 0;
 	int rc;
@@ -1166,7 +1182,7 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 	rt->events += rt->nevs;
 	*events = rt->ptrs;
 	*n = rt->nevs;
-	latency_handed(rt);
+	latency_handed(rt, done, yields);
 	return 0;
 }
 

@@ -134,6 +134,7 @@ struct ag__agent_rt {
 	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
 	uint64_t handed_us; /* wall clock when the body got its events (latency), 0: none */
+	uint64_t yields; /* times it gave the loop back (parked or ended a slice) */
 	uv_timer_t clock; /* wakes it from ag_sleep, an ask or a take's `within` */
 	int clock_open, clock_fired;
 	struct ag__ask *ask; /* the ask it waits for */
