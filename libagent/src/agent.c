@@ -686,10 +686,10 @@ ag__produce_wait(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 	if (topic->channel)
 		return ag__channel_send(w, topic, key, value, hdrs, timestamp);
 	for (;;) {
-		rd_kafka_headers_t *h = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
-		int rc = ag__produce_hdrs(w, topic, partition, key, value, h, timestamp);
-		if (rc < 0 && h)
-			rd_kafka_headers_destroy(h);
+		/* hdrs are taken over when it succeeds, and still ours to retry with when not. */
+		int rc = ag__produce_hdrs(w, topic, partition, key, value, hdrs, timestamp);
+		if (rc >= 0)
+			return rc;
 		if (rc != -ENOBUFS || !running) {
 			if (hdrs)
 				rd_kafka_headers_destroy(hdrs);
@@ -796,6 +796,8 @@ forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topi
 {
 	rd_kafka_headers_t *h = event_headers(ev);
 	struct ag_bytes value = ag_event_value(ev);
+	if (h && !rd_kafka_header_cnt(h))
+		h = NULL; /* a record with an empty header list: nothing to copy */
 	if (h) {
 		h = rd_kafka_headers_copy(h);
 		if (src)

@@ -342,8 +342,9 @@ int ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		const struct ag_bytes *key, const struct ag_bytes *value);
 void ag__worker_kick(struct ag__worker *w);
 /*
- * As ag__produce with headers (taken over on success; NULL: none) and a timestamp (ms since
- * the epoch; 0: now).
+ * As ag__produce with headers (taken over when it returns >= 0, also when an aborted
+ * transaction drops the record; the caller keeps them on an error; NULL: none) and a
+ * timestamp (ms since the epoch; 0: now).
  */
 int ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		     const struct ag_bytes *key, const struct ag_bytes *value,
