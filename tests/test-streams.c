@@ -7,6 +7,7 @@
  *   cmp   filter, processor, group_by by a key function, then take: composed in order;
  *   tk    take(10, within 1 s): batches of 10, 10, then the 5 left after `within`;
  *   thr   through a user topic: the body sees that topic's events;
+ *   old   through, with forwards already in the topic in the text form of earlier versions;
  *   ech   echo to two topics while the body goes on;
  *   conc  concurrency 4 with out-of-order finishing; the commit stops at the one event
  *         that never finishes;
@@ -38,6 +39,9 @@
 #define CONC_STUCK 10
 #define KILL_N 300
 #define MULTI_N 50
+/* old: forwards in the text form of earlier versions; old2 is a duplicate of old1. */
+#define OLD_N 5
+static const char *const old_src[OLD_N] = {"0:1", "0:2:1700000000000", "0:2", "1:7", "0:3"};
 #define MULTI_STUCK 20
 /* Flow: 12 MiB over 8 source partitions, all re-keyed into one partition behind a slow body. */
 #define WF_N 60000
@@ -337,6 +341,13 @@ setup_ws(struct ag_app *app)
 	TRY(ag_agent_through(a, mid));
 	TRY(ag_agent_sink_topic(a, o));
 
+	TRY(topic_decl(app, "old-in", 1, &t));
+	TRY(topic_decl(app, "old-mid", 1, &mid));
+	TRY(topic_decl(app, "old-out", 1, &o));
+	TRY(ag_app_agent(app, "old", t, agent_copy, NULL, &a));
+	TRY(ag_agent_through(a, mid));
+	TRY(ag_agent_sink_topic(a, o));
+
 	TRY(topic_decl(app, "ech-in", 1, &t));
 	TRY(topic_decl(app, "ech-copy1", 1, &c1));
 	TRY(topic_decl(app, "ech-copy2", 2, &c2));
@@ -397,10 +408,10 @@ static const char *bootstrap;
 
 static void
 produce_hdr(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
-	    const char *value, int64_t ts, const char *trace)
+	    const char *value, int64_t ts, const char *name, const char *hval)
 {
 	rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-	rd_kafka_header_add(h, "trace", -1, trace, -1);
+	rd_kafka_header_add(h, name, -1, hval, -1);
 	rd_kafka_vu_t vu[] = {
 		{.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
 		{.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = partition},
@@ -433,7 +444,7 @@ produce_gb(rd_kafka_t *p, int from, int to)
 		snprintf(value, sizeof(value), "{\"user\":\"%s\",\"country\":\"%s\",\"n\":%d}",
 			 user, countries[(n / GB_USERS) % 5], n);
 		snprintf(trace, sizeof(trace), "t%d", n);
-		produce_hdr(p, "gb-in", u % 3, user, value, GB_TS0 + n, trace);
+		produce_hdr(p, "gb-in", u % 3, user, value, GB_TS0 + n, "trace", trace);
 	}
 }
 
@@ -467,7 +478,7 @@ produce_inputs(void)
 	for (int i = 0; i < ECH_N; i++) {
 		snprintf(v, sizeof(v), "%d", i);
 		snprintf(k, sizeof(k), "e%d", i % 3);
-		produce_hdr(p, "ech-in", 0, k, v, GB_TS0 + i, "echo");
+		produce_hdr(p, "ech-in", 0, k, v, GB_TS0 + i, "trace", "echo");
 	}
 	for (int i = 0; i < CONC_N; i++) {
 		snprintf(v, sizeof(v), "%d", i);
@@ -476,6 +487,14 @@ produce_inputs(void)
 	for (int i = 0; i < MULTI_N; i++) {
 		snprintf(v, sizeof(v), "%d", i);
 		produce_text(p, "multi-in", 0, NULL, v);
+	}
+	/*
+	 * Forwards as an earlier version wrote them (faustc-src in text), already in old's
+	 * through topic as after an upgrade: the third repeats the second's source position.
+	 */
+	for (int i = 0; i < OLD_N; i++) {
+		snprintf(v, sizeof(v), "old%d", i);
+		produce_hdr(p, "old-mid", 0, NULL, v, GB_TS0 + i, "faustc-src", old_src[i]);
 	}
 	producer_close(p, "the inputs");
 }
@@ -628,6 +647,23 @@ check_take(struct coll *c)
 		same = strcmp(c->m[i].value, expect[i]) == 0;
 	ok(same, "take(10, 1 s): batches 10, 10 and the last 5 after `within` (%zu batches%s%s)",
 	   c->n, c->n ? ", first " : "", c->n ? c->m[0].value : "");
+}
+
+/*
+ * A through topic's reader takes the faustc-src text form of earlier versions: the
+ * duplicate is dropped, everything else reaches the body once, in order.
+ */
+static void
+check_old_forwards(struct coll *out)
+{
+	static const char *const want[] = {"old0@old-mid", "old1@old-mid", "old3@old-mid",
+					   "old4@old-mid"};
+	size_t n = sizeof(want) / sizeof(want[0]);
+	int same = out->n == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = out->m[i].value && strcmp(out->m[i].value, want[i]) == 0;
+	ok(same, "through: forwards in the old text form are read, their duplicate dropped (%zu)",
+	   out->n);
 }
 
 static void
@@ -795,7 +831,7 @@ test_operators(void)
 {
 	produce_inputs();
 	pid_t w = spawn_worker("ws");
-	struct coll flt, gb, cmp, tk, mid, thr, c1, c2, ech, conc, ask, multi;
+	struct coll flt, gb, cmp, tk, mid, thr, c1, c2, ech, conc, ask, multi, old;
 	coll_open(&flt, bootstrap, "flt-out", 1);
 	coll_open(&gb, bootstrap, "gb-out", 1);
 	coll_open(&cmp, bootstrap, "cmp-out", 1);
@@ -808,6 +844,7 @@ test_operators(void)
 	coll_open(&conc, bootstrap, "conc-out", 1);
 	coll_open(&ask, bootstrap, "ask-out", 1);
 	coll_open(&multi, bootstrap, "multi-out", 1);
+	coll_open(&old, bootstrap, "old-out", 1);
 	uint64_t t0 = now_ms();
 	coll_wait(&flt, FLT_N / 2, 30000);
 	coll_wait(&gb, GB_USERS * GB_PER_USER, 30000);
@@ -817,6 +854,7 @@ test_operators(void)
 	coll_wait(&conc, CONC_N - 1, 20000);
 	coll_wait(&ask, 2, 40000); /* dbl's ask gives up after 30 s */
 	coll_wait(&multi, MULTI_N + MULTI_STUCK, 20000);
+	coll_wait(&old, OLD_N - 1, 20000);
 	sleep_ticking(1500); /* batches still in `within`, extra outputs, several commits */
 	printf("# outputs after %.1f s\n", (double)(now_ms() - t0) / 1000.0);
 	coll_poll(&flt, 0);
@@ -831,6 +869,7 @@ test_operators(void)
 	coll_poll(&conc, 0);
 	coll_poll(&ask, 0);
 	coll_poll(&multi, 0);
+	coll_poll(&old, 0);
 	/* The stuck event holds conc-in's commit while the worker runs. */
 	int64_t stuck = CONC_STUCK;
 	check_committed("conc-in", 1, &stuck, "concurrency: the commit waits for the stuck event");
@@ -845,6 +884,7 @@ test_operators(void)
 	check_compose(&cmp);
 	check_take(&tk);
 	check_through(&mid, &thr);
+	check_old_forwards(&old);
 	check_echo(&c1, &c2, &ech);
 	check_concurrency(&conc);
 	check_ask(&ask);
@@ -874,6 +914,7 @@ test_operators(void)
 	coll_close(&conc);
 	coll_close(&ask);
 	coll_close(&multi);
+	coll_close(&old);
 
 	/* A worker killed while group_by forwards; a new one resumes without loss. */
 	int base = GB_USERS * GB_PER_USER;

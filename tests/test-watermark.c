@@ -156,6 +156,66 @@ test_heartbeat(void)
 	ok_int_eq(refused, (int)(sizeof(bad) / sizeof(bad[0])), "malformed heartbeats are refused");
 }
 
+/*
+ * The forward header faustc-src: the binary form round-trips every value (negative progress,
+ * INT64 extremes, no progress), the text form of earlier versions is still read the way it
+ * was, and malformed values of either form are refused.
+ */
+static void
+test_fwd_src(void)
+{
+	uint8_t buf[AG__FWD_SRC_MAX];
+	int32_t p;
+	int64_t off, t;
+	static const struct {
+		int32_t part;
+		int64_t off, time;
+	} cases[] = {
+		{0, 0, INT64_MIN}, {7, 123456789012, 1733100000000}, {1000000, INT64_MAX, -1},
+		{3, 1, INT64_MAX}, {255, 256, INT64_MIN + 1},
+	};
+	int good = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n = ag__fwd_src_format(buf, cases[i].part, cases[i].off, cases[i].time);
+		good += n == (cases[i].time == INT64_MIN ? 13u : 21u) && buf[0] == AG__FWD_SRC_V1 &&
+			ag__fwd_src_parse(buf, n, &p, &off, &t) == 0 && p == cases[i].part &&
+			off == cases[i].off && t == cases[i].time;
+	}
+	ok_int_eq(good, (int)(sizeof(cases) / sizeof(cases[0])),
+		  "the binary faustc-src value round-trips partition, offset and progress");
+	ag__fwd_src_format(buf, 2, 0x0102030405060708, -2);
+	ok(buf[1] == 0 && buf[4] == 2 && buf[5] == 1 && buf[12] == 8 && buf[13] == 0xff &&
+		   buf[20] == 0xfe,
+	   "its fields are big-endian, progress in two's complement");
+
+	ok(ag__fwd_src_parse("3:42", 4, &p, &off, &t) == 0 && p == 3 && off == 42 && t == INT64_MIN,
+	   "the old text form PARTITION:OFFSET is still read");
+	ok(ag__fwd_src_parse("12:9000000000:-5", 16, &p, &off, &t) == 0 && p == 12 &&
+		   off == 9000000000 && t == -5,
+	   "the old text form PARTITION:OFFSET:PROGRESS is still read");
+	ok(ag__fwd_src_parse("1:2:x", 5, &p, &off, &t) == 0 && p == 1 && off == 2 && t == INT64_MIN,
+	   "an old text value with unreadable progress is a forward without progress, as before");
+
+	const char *bad[] = {"", "7", "7:", "x:1", ":1", "-1:5", "1000001:5", "7:1x", "7::3"};
+	int refused = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused += ag__fwd_src_parse(bad[i], strlen(bad[i]), &p, &off, &t) < 0;
+	ok_int_eq(refused, (int)(sizeof(bad) / sizeof(bad[0])),
+		  "malformed text values are refused");
+	size_t n = ag__fwd_src_format(buf, 5, 10, 20);
+	refused = ag__fwd_src_parse(buf, n - 1, &p, &off, &t) < 0;
+	refused += ag__fwd_src_parse(buf, 14, &p, &off, &t) < 0;
+	refused += ag__fwd_src_parse(buf, 12, &p, &off, &t) < 0;
+	buf[0] = 0xfb;
+	refused += ag__fwd_src_parse(buf, n, &p, &off, &t) < 0;
+	ag__fwd_src_format(buf, -1, 10, 20);
+	refused += ag__fwd_src_parse(buf, n, &p, &off, &t) < 0;
+	ok_int_eq(refused, 5,
+		  "binary values of a wrong length, an unknown version or a negative partition "
+		  "are refused");
+	ok(ag__fwd_src_parse(NULL, 0, &p, &off, &t) < 0, "no value is refused");
+}
+
 static int64_t
 time_a(const struct ag_event *ev, void *userdata)
 {
@@ -215,6 +275,7 @@ main(void)
 	test_idle();
 	test_restore();
 	test_heartbeat();
+	test_fwd_src();
 	test_finalize();
 	return tap_done();
 }

@@ -492,6 +492,7 @@ void
 ag__agent_park(struct ag__agent_rt *rt, enum ag__agent_state state)
 {
 	rt->state = state;
+	rt->yields++;
 	ag__coro_yield();
 }
 
@@ -685,10 +686,10 @@ ag__produce_wait(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 	if (topic->channel)
 		return ag__channel_send(w, topic, key, value, hdrs, timestamp);
 	for (;;) {
-		rd_kafka_headers_t *h = hdrs ? rd_kafka_headers_copy(hdrs) : NULL;
-		int rc = ag__produce_hdrs(w, topic, partition, key, value, h, timestamp);
-		if (rc < 0 && h)
-			rd_kafka_headers_destroy(h);
+		/* hdrs are taken over when it succeeds, and still ours to retry with when not. */
+		int rc = ag__produce_hdrs(w, topic, partition, key, value, hdrs, timestamp);
+		if (rc >= 0)
+			return rc;
 		if (rc != -ENOBUFS || !running) {
 			if (hdrs)
 				rd_kafka_headers_destroy(hdrs);
@@ -776,10 +777,12 @@ event_headers(const struct ag_event *ev)
 }
 
 /*
- * The header a forward carries: "PARTITION:OFFSET[:PROGRESS]", the event's source partition
- * and offset, so that the reader of the boundary topic can tell a forward made again after
- * a crash (a duplicate with a new offset) from a new event, and, when a windowed table
- * follows the boundary topic, the source partition's event-time progress (watermark.c).
+ * The header a forward carries: the event's source partition and offset, so that the
+ * reader of the boundary topic can tell a forward made again after a crash (a duplicate
+ * with a new offset) from a new event, and, when a windowed table follows the boundary
+ * topic, the source partition's event-time progress (watermark.c). Its value is binary
+ * (watermark.h, ag__fwd_src_format); readers also take the text form "PARTITION:OFFSET[:
+ * PROGRESS]" that earlier versions wrote.
  */
 #define AG__FWD_HEADER "faustc-src"
 
@@ -793,18 +796,20 @@ forward_event(struct ag__agent_rt *rt, const struct ag_event *ev, struct ag_topi
 {
 	rd_kafka_headers_t *h = event_headers(ev);
 	struct ag_bytes value = ag_event_value(ev);
-	h = h ? rd_kafka_headers_copy(h) : src ? rd_kafka_headers_new(1) : NULL;
+	if (h && !rd_kafka_header_cnt(h))
+		h = NULL; /* a record with an empty header list: nothing to copy */
+	if (h) {
+		h = rd_kafka_headers_copy(h);
+		if (src)
+			rd_kafka_header_remove(h, AG__FWD_HEADER);
+	} else if (src) {
+		h = rd_kafka_headers_new(1);
+	}
 	if (src) {
-		char pos[80];
-		int64_t progress = ag__wm_forward_time(rt, ev);
-		if (progress == INT64_MIN)
-			snprintf(pos, sizeof(pos), "%d:%lld", (int)ev->msg->partition,
-				 (long long)ev->msg->offset);
-		else
-			snprintf(pos, sizeof(pos), "%d:%lld:%lld", (int)ev->msg->partition,
-				 (long long)ev->msg->offset, (long long)progress);
-		rd_kafka_header_remove(h, AG__FWD_HEADER);
-		rd_kafka_header_add(h, AG__FWD_HEADER, -1, pos, -1);
+		uint8_t pos[AG__FWD_SRC_MAX];
+		size_t n = ag__fwd_src_format(pos, ev->msg->partition, ev->msg->offset,
+					      ag__wm_forward_time(rt, ev));
+		rd_kafka_header_add(h, AG__FWD_HEADER, sizeof(AG__FWD_HEADER) - 1, pos, (ssize_t)n);
 	}
 	return ag__produce_wait(rt->w, topic, partition, key,
 				ev->msg->payload || ev->value_set ? &value : NULL, h,
@@ -836,30 +841,12 @@ static void
 src_parse(struct ag_event *ev)
 {
 	struct ag_bytes v;
-	char buf[80], *end;
 	ev->src_part = -1;
 	ev->src_time = INT64_MIN;
 	ev->fwd_part = -1;
 	if (!ev->tp->topic->flow || ag_event_header(ev, AG__FWD_HEADER, &v) < 0 ||
-	    v.len >= sizeof(buf))
-		return;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = 0;
-	long p = strtol(buf, &end, 10);
-	if (end == buf || *end != ':' || p < 0 || p > 1000000)
-		return;
-	char *o = end + 1;
-	long long off = strtoll(o, &end, 10);
-	if (end == o || (*end && *end != ':'))
-		return;
-	ev->src_part = (int32_t)p;
-	ev->src_off = off;
-	if (*end == ':') {
-		char *t = end + 1;
-		long long time = strtoll(t, &end, 10);
-		if (end != t && !*end)
-			ev->src_time = time;
-	}
+	    ag__fwd_src_parse(v.ptr, v.len, &ev->src_part, &ev->src_off, &ev->src_time) < 0)
+		ev->src_part = -1;
 }
 
 /*
@@ -1028,6 +1015,7 @@ slice_tick(struct ag__agent_rt *rt)
 	rt->slice = 0;
 	rt->state = AG__AGENT_NEW; /* lets wake queue it at the back */
 	ag__agent_wake(rt->w, rt);
+	rt->yields++;
 	ag__coro_yield();
 }
 
@@ -1093,22 +1081,36 @@ forward(struct ag__agent_rt *rt)
 	return 0;
 }
 
-/* The body is done with the events it was handed: their processing latency. */
-static void
-latency_done(struct ag__agent_rt *rt)
+/*
+ * The latency clocks, one wall clock read per hand-out. When the body asks for its next
+ * events, the clock read that ends its processing latency (done) is also the hand-out time
+ * of the events it gets next, unless the agent gave the loop back in between (it parked for
+ * events or ended a slice: then the clock is read again). So a busy agent pays one read per
+ * hand-out, not two; its processing latency runs from that read to the next ask and thus
+ * includes taking the events (decode, checks, a few microseconds), and the end-to-end
+ * latency ends there.
+ */
+
+/* The body is done with the events it was handed: their processing latency. Returns the
+ * clock read (0 when nothing was handed) and the yield count at the read in *yields. */
+static uint64_t
+latency_done(struct ag__agent_rt *rt, uint64_t *yields)
 {
+	*yields = rt->yields;
 	if (!rt->handed_us)
-		return;
+		return 0;
 	uint64_t now = ag__wall_us();
 	ag__hist_observe(&rt->agent->proc_hist, now > rt->handed_us ? now - rt->handed_us : 0);
 	rt->handed_us = 0;
+	return now;
 }
 
-/* The body gets rt->evs: their end-to-end latency (timestamp to hand-out). */
+/* The body gets rt->evs: their end-to-end latency (timestamp to hand-out). done, yields:
+ * what latency_done returned, reused as the hand-out time when the agent did not yield. */
 static void
-latency_handed(struct ag__agent_rt *rt)
+latency_handed(struct ag__agent_rt *rt, uint64_t done, uint64_t yields)
 {
-	uint64_t now = ag__wall_us();
+	uint64_t now = done && yields == rt->yields ? done : ag__wall_us();
 	rt->handed_us = now;
 	for (size_t i = 0; i < rt->nevs; i++) {
 		int64_t ts = ag__msg_timestamp(rt->evs[i].msg);
@@ -1125,7 +1127,7 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 	struct ag__agent_rt *rt = stream->rt;
 	if (running != rt)
 		return AG_ENOAGENT;
-	latency_done(rt);
+	uint64_t yields, done = latency_done(rt, &yields);
 	ag__event_release(rt, 1);
 	int rc = pull_wait(rt);
 	if (rc < 0) {
@@ -1135,7 +1137,7 @@ ag_stream_next(struct ag_stream *stream, struct ag_event **ev)
 	rt->events++;
 	rt->cur = &rt->evs[0];
 	*ev = rt->cur;
-	latency_handed(rt);
+	latency_handed(rt, done, yields);
 	return 0;
 }
 
@@ -1148,7 +1150,7 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 		return AG_ENOAGENT;
 	if (max == 0 || max > 65536 || isnan(within_s))
 		return -EINVAL;
-	latency_done(rt);
+	uint64_t yields, done = latency_done(rt, &yields);
 	ag__event_release(rt, 1);
 	uint64_t within_ms = seconds_ms(within_s), first_ns = 0;
 	int rc;
@@ -1182,7 +1184,7 @@ ag_stream_take(struct ag_stream *stream, size_t max, double within_s, struct ag_
 	rt->events += rt->nevs;
 	*events = rt->ptrs;
 	*n = rt->nevs;
-	latency_handed(rt);
+	latency_handed(rt, done, yields);
 	return 0;
 }
 

@@ -12,7 +12,8 @@
  * windows open instead of losing its events.
  *
  * Progress crosses the broker with the data: every forward's faustc-src header carries its
- * source partition's progress, and each forwarder sends heartbeats (records with no key and
+ * source partition's progress (with its source position, in a compact binary form; readers
+ * also take the older text form: watermark.h, ag__fwd_src_format), and each forwarder sends heartbeats (records with no key and
  * no value and a faustc-wm header) to every partition of a boundary topic that a windowed
  * table follows, at most every AG__WM_HEARTBEAT_MS, so a partition also learns the progress
  * of a source that sends it nothing. Readers take heartbeats in stream order, ack them and
@@ -173,6 +174,81 @@ ag__wm_heartbeat_parse(const void *v, size_t len, uint32_t *part, int64_t *time,
 	*part = (uint32_t)p;
 	*time = tm;
 	*idle = end[1] == '1';
+	return 0;
+}
+
+static void
+put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+size_t
+ag__fwd_src_format(uint8_t *buf, int32_t part, int64_t off, int64_t time)
+{
+	buf[0] = AG__FWD_SRC_V1;
+	put_be(buf + 1, (uint32_t)part, 4);
+	put_be(buf + 5, (uint64_t)off, 8);
+	if (time == INT64_MIN)
+		return 13;
+	put_be(buf + 13, (uint64_t)time, 8);
+	return 21;
+}
+
+/* The text form of earlier versions: "PARTITION:OFFSET[:PROGRESS]". */
+static int
+fwd_src_parse_text(const char *v, size_t len, int32_t *part, int64_t *off, int64_t *time)
+{
+	char buf[80], *end;
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, v, len);
+	buf[len] = 0;
+	long p = strtol(buf, &end, 10);
+	if (end == buf || *end != ':' || p < 0 || p > 1000000)
+		return -1;
+	char *o = end + 1;
+	long long offset = strtoll(o, &end, 10);
+	if (end == o || (*end && *end != ':'))
+		return -1;
+	*part = (int32_t)p;
+	*off = offset;
+	*time = INT64_MIN;
+	if (*end == ':') {
+		char *t = end + 1;
+		long long tm = strtoll(t, &end, 10);
+		if (end != t && !*end)
+			*time = tm;
+	}
+	return 0;
+}
+
+int
+ag__fwd_src_parse(const void *v, size_t len, int32_t *part, int64_t *off, int64_t *time)
+{
+	const uint8_t *b = v;
+	if (!v || len == 0)
+		return -1;
+	if (b[0] != AG__FWD_SRC_V1)
+		return fwd_src_parse_text(v, len, part, off, time);
+	if (len != 13 && len != 21)
+		return -1;
+	int32_t p = (int32_t)(uint32_t)get_be(b + 1, 4);
+	if (p < 0 || p > 1000000)
+		return -1;
+	*part = p;
+	*off = (int64_t)get_be(b + 5, 8);
+	*time = len == 21 ? (int64_t)get_be(b + 13, 8) : INT64_MIN;
 	return 0;
 }
 

@@ -70,4 +70,24 @@ struct ag__wm_src {
 int ag__wm_heartbeat_format(char *buf, size_t cap, uint32_t part, int64_t time, int idle);
 int ag__wm_heartbeat_parse(const void *v, size_t len, uint32_t *part, int64_t *time, int *idle);
 
+/*
+ * A forward's faustc-src header value: its source partition, source offset and (time not
+ * INT64_MIN) the source partition's progress. Written in binary: the version byte
+ * AG__FWD_SRC_V1, then the partition as 4 bytes and the offset and progress as 8 bytes,
+ * big-endian two's complement; 13 bytes without progress, 21 with it. Readers also take the
+ * text form earlier versions wrote, "PARTITION:OFFSET[:PROGRESS]" in decimal (a boundary
+ * topic may still hold it after an upgrade): it starts with a digit, never with the version
+ * byte.
+ */
+#define AG__FWD_SRC_V1 0xfa
+#define AG__FWD_SRC_MAX 21
+/* Writes the binary form into buf (AG__FWD_SRC_MAX bytes). Returns its length. */
+size_t ag__fwd_src_format(uint8_t *buf, int32_t part, int64_t off, int64_t time);
+/*
+ * Reads either form. Returns 0 (*time INT64_MIN when it carries no progress), -1 when it is
+ * malformed (a wrong version or length, text that is not the form, a partition outside
+ * 0..1,000,000): the record is then not taken as a forward, as before.
+ */
+int ag__fwd_src_parse(const void *v, size_t len, int32_t *part, int64_t *off, int64_t *time);
+
 #endif

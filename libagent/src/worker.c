@@ -602,6 +602,8 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 	if (w->txn_failed) {
 		/* Its transaction is aborted anyway: the event is processed again after it. */
 		w->txn_dropped++;
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs); /* taken over: success for the caller */
 		return 0;
 	}
 	if (!topic->rkt && !(topic->rkt = producer_rkt(w, topic)))
@@ -644,6 +646,8 @@ ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition
 		/* The transaction failed (its delivery report is on its way): it is aborted. */
 		w->txn_failed = 1;
 		w->txn_dropped++;
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
 		return 0;
 	}
 	if (err) {

@@ -134,6 +134,7 @@ struct ag__agent_rt {
 	uint32_t slice; /* events in the current slice */
 	uint64_t events, failures;
 	uint64_t handed_us; /* wall clock when the body got its events (latency), 0: none */
+	uint64_t yields; /* times it gave the loop back (parked or ended a slice) */
 	uv_timer_t clock; /* wakes it from ag_sleep, an ask or a take's `within` */
 	int clock_open, clock_fired;
 	struct ag__ask *ask; /* the ask it waits for */
@@ -341,8 +342,9 @@ int ag__produce(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		const struct ag_bytes *key, const struct ag_bytes *value);
 void ag__worker_kick(struct ag__worker *w);
 /*
- * As ag__produce with headers (taken over on success; NULL: none) and a timestamp (ms since
- * the epoch; 0: now).
+ * As ag__produce with headers (taken over when it returns >= 0, also when an aborted
+ * transaction drops the record; the caller keeps them on an error; NULL: none) and a
+ * timestamp (ms since the epoch; 0: now).
  */
 int ag__produce_hdrs(struct ag__worker *w, struct ag_topic *topic, int32_t partition,
 		     const struct ag_bytes *key, const struct ag_bytes *value,
