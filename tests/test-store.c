@@ -297,6 +297,9 @@ test_deferred(struct ag__store *s)
 	ops[1].offset = 43;
 	ok_int_eq(ag__store_write_deferred(s, ops, 2), 0, "another deferred write");
 	ok_int_eq(ag__store_sync(s), 0, "ag__store_sync makes it durable");
+	ops[0].val = AG_STR("v5");
+	ops[1].offset = 44;
+	ok_int_eq(ag__store_write_deferred(s, ops, 2), 0, "a last deferred write, not synced");
 }
 
 static void
@@ -464,9 +467,10 @@ main(void)
 		int64_t off = 0;
 		ok_int_eq(ag__store_get_offset(s, "t", 0, &off), 0, "reopen keeps offsets");
 		ok_int_eq(off, 99, "offset after reopen");
-		ok_str_eq(get(s, "df", 3, "k"), "v4", "reopen keeps the deferred write");
+		ok_str_eq(get(s, "df", 3, "k"), "v5",
+			  "reopen keeps the deferred write a close without a sync left");
 		ok_int_eq(ag__store_get_offset(s, "df", 3, &off), 0, "and its offset");
-		ok_int_eq(off, 43, "the deferred write's offset after reopen");
+		ok_int_eq(off, 44, "the deferred write's offset after reopen");
 		ag__store_close(s);
 	}
 	char big[128];
