@@ -309,20 +309,26 @@ test_urls(void)
 	char val[64];
 	size_t len;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	int rc = ag__broker_client_conf(&b, app, RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	const struct ag__kv extra[] = {{"fetch.wait.max.ms", "99"},
+				       {"heartbeat.interval.ms", "700"}};
+	int rc = ag__broker_client_conf(&b, app, RD_KAFKA_CONSUMER, extra, 2, conf, err,
+					sizeof(err));
 	ok_int_eq(rc, 0, "consumer conf (%s)", rc ? err : "");
+	len = sizeof(val);
+	rd_kafka_conf_get(conf, "heartbeat.interval.ms", val, &len);
+	ok_str_eq(val, "700", "the caller's settings win over the broker's");
 	len = sizeof(val);
 	rd_kafka_conf_get(conf, "session.timeout.ms", val, &len);
 	ok_str_eq(val, "6000", "mock consumers get a session timeout above the 3 s join");
 	len = sizeof(val);
 	rd_kafka_conf_get(conf, "fetch.wait.max.ms", val, &len);
-	ok_str_eq(val, "77", "the app's kafka.* options win");
+	ok_str_eq(val, "77", "the app's kafka.* options win, over the caller's as well");
 	len = sizeof(val);
 	rd_kafka_conf_get(conf, "bootstrap.servers", val, &len);
 	ok_str_eq(val, "127.0.0.1:4567", "bootstrap.servers is set");
 	rd_kafka_conf_destroy(conf);
 	conf = rd_kafka_conf_new();
-	rc = ag__broker_client_conf(&b, NULL, RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	rc = ag__broker_client_conf(&b, NULL, RD_KAFKA_PRODUCER, NULL, 0, conf, err, sizeof(err));
 	len = sizeof(val);
 	rd_kafka_conf_get(conf, "session.timeout.ms", val, &len);
 	ok_str_eq(val, "45000", "producers get no consumer-only settings");
@@ -333,7 +339,7 @@ test_urls(void)
 
 	ag_app_set_option(app, "kafka.no.such.property", "1");
 	conf = rd_kafka_conf_new();
-	rc = ag__broker_client_conf(&b, app, RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rc = ag__broker_client_conf(&b, app, RD_KAFKA_CONSUMER, NULL, 0, conf, err, sizeof(err));
 	ok_int_eq(rc, AG_ECONFIG, "an unknown kafka.* option is AG_ECONFIG");
 	ok(strstr(err, "kafka.no.such.property") != NULL, "naming it: %s", err);
 	rd_kafka_conf_destroy(conf);

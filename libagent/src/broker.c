@@ -218,7 +218,7 @@ admin_handle(const struct ag__broker *b, const struct ag_app *app, rd_kafka_t **
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (!conf)
 		return -ENOMEM;
-	int rc = ag__broker_client_conf(b, app, RD_KAFKA_PRODUCER, conf, err, errlen);
+	int rc = ag__broker_client_conf(b, app, RD_KAFKA_PRODUCER, NULL, 0, conf, err, errlen);
 	if (rc == 0)
 		rc = conf_set(conf, "linger.ms", "0", err, errlen);
 	if (rc < 0) {
@@ -430,7 +430,8 @@ ag__broker_close(struct ag__broker *b)
 
 int
 ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_kafka_type_t type,
-		       rd_kafka_conf_t *conf, char *err, size_t errlen)
+		       const struct ag__kv *extra, size_t nextra, rd_kafka_conf_t *conf, char *err,
+		       size_t errlen)
 {
 	static const char *const mock_all[][2] = {
 		{"topic.metadata.refresh.interval.ms", "2000"},
@@ -490,6 +491,10 @@ ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app, rd_
 	if (type == RD_KAFKA_PRODUCER &&
 	    (rc = conf_set(conf, "message.max.bytes", "100000000", err, errlen)) < 0)
 		return rc;
+	for (size_t i = 0; i < nextra; i++) {
+		if ((rc = conf_set(conf, extra[i].key, extra[i].value, err, errlen)) < 0)
+			return rc;
+	}
 	for (size_t i = 0; app && i < app->nkafka_conf; i++) {
 		const struct ag__kv *kv = &app->kafka_conf[i];
 		char why[256];
@@ -816,7 +821,7 @@ control_consumer(struct ag__broker *b, const struct ag_app *app, rd_kafka_t **ou
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (!conf)
 		return -ENOMEM;
-	int rc = ag__broker_client_conf(b, app, RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	int rc = ag__broker_client_conf(b, app, RD_KAFKA_CONSUMER, NULL, 0, conf, err, sizeof(err));
 	/* librdkafka wants a group for assign(); it is never joined nor committed to. */
 	if (rc == 0)
 		rc = conf_set(conf, "group.id", "__faustc_broker", err, sizeof(err));

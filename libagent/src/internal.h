@@ -340,13 +340,15 @@ void ag__broker_close(struct ag__broker *b);
 
 /*
  * Fills a client configuration: bootstrap.servers, settings tuned for the mock when the
- * broker is embedded/mock (short fetch wait, session timeout > 3 s), then the app's
- * "kafka.*" options. `type` is the client the conf is for: consumer-only settings are left
- * out of a producer's conf (librdkafka warns about them at rd_kafka_new).
+ * broker is embedded/mock (short fetch wait, session timeout > 3 s), then the caller's
+ * `extra` settings (which may override those), then the app's "kafka.*" options. `type` is
+ * the client the conf is for: consumer-only settings are left out of a producer's conf
+ * (librdkafka warns about them at rd_kafka_new).
  * Returns 0, AG_ECONFIG with librdkafka's message in err.
  */
 int ag__broker_client_conf(const struct ag__broker *b, const struct ag_app *app,
-			   rd_kafka_type_t type, rd_kafka_conf_t *conf, char *err, size_t errlen);
+			   rd_kafka_type_t type, const struct ag__kv *extra, size_t nextra,
+			   rd_kafka_conf_t *conf, char *err, size_t errlen);
 
 /*
  * Makes sure every topic the app declares (internal ones included) exists with its

@@ -42,14 +42,9 @@ ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, stru
 	      const struct ag__kv *extra, size_t nextra, void *opaque, char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	for (size_t i = 0; i < nextra; i++) {
-		if (rd_kafka_conf_set(conf, extra[i].key, extra[i].value, err, errlen) !=
-		    RD_KAFKA_CONF_OK) {
-			rd_kafka_conf_destroy(conf);
-			return AG_ECONFIG;
-		}
-	}
-	int rc = ag__broker_client_conf(b, app, type, conf, err, errlen);
+	if (!conf)
+		return -ENOMEM;
+	int rc = ag__broker_client_conf(b, app, type, extra, nextra, conf, err, errlen);
 	if (rc < 0) {
 		rd_kafka_conf_destroy(conf);
 		return rc;

@@ -340,7 +340,7 @@ producer_new(const struct ag__broker *b, const struct ag_app *app, struct delive
 		{"acks", "all"},
 		{"message.timeout.ms", ms},
 	};
-	int rc = ag__broker_client_conf(b, app, RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	int rc = ag__broker_client_conf(b, app, RD_KAFKA_PRODUCER, NULL, 0, conf, err, sizeof(err));
 	for (size_t i = 0; rc == 0 && i < AG__ARRAY_SIZE(settings); i++) {
 		if (rd_kafka_conf_set(conf, settings[i][0], settings[i][1], err, sizeof(err)))
 			rc = AG_ECONFIG;
