@@ -3,15 +3,21 @@
  * on every seed input of the fuzz corpora named on the command line, on random valid
  * records (which the scanner must decode itself) and on random mutations of them (where it
  * may defer). json_scan_check() aborts on any disagreement in values, codes or messages.
+ * Also the word-at-a-time check both the scanner and the JSON encoder use for plain string
+ * bytes, lane by lane, and strings long enough to take it, through both.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "fuzz/json_scan_check.h"
+#include "json_scan.h"
 #include "tap.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15u;
@@ -241,9 +247,135 @@ replay_dir(const char *dir, int *scanned)
 	return n;
 }
 
+static bool
+plain_byte(unsigned b)
+{
+	return b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+}
+
+/*
+ * ag__json_plain_prefix8 on every byte value in every lane, alone and in every pair of
+ * lanes: the index of the first byte that is not plain, 8 when all are.
+ */
+static int
+check_plain8(void)
+{
+	int wrong = 0;
+	unsigned char w[8];
+	for (unsigned i = 0; i < 8; i++) {
+		for (unsigned a = 0; a < 256; a++) {
+			memset(w, 'a', sizeof(w));
+			w[i] = (unsigned char)a;
+			wrong += ag__json_plain_prefix8(w) != (plain_byte(a) ? 8 : i);
+			for (unsigned j = i + 1; j < 8; j++) {
+				for (unsigned b = 0; b < 256; b++) {
+					w[j] = (unsigned char)b;
+					unsigned want = !plain_byte(a) ? i : !plain_byte(b) ? j : 8;
+					wrong += ag__json_plain_prefix8(w) != want;
+				}
+				w[j] = 'a';
+			}
+		}
+	}
+	return wrong;
+}
+
+/* A raw string of 0..48 bytes: mostly plain ASCII, with any byte now and then. */
+static size_t
+gen_raw(unsigned char *s)
+{
+	static const unsigned char odd[] = {0x00, 0x01, 0x1f, '"',  '\\', 0x7f, 0x80, 0xbf,
+					    0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xff};
+	size_t n = rnd(49);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t r = rnd(40);
+		if (r == 0)
+			s[i] = (unsigned char)rnd(256);
+		else if (r == 1)
+			s[i] = odd[rnd(sizeof(odd))];
+		else if (r == 2 && i + 2 <= n) {
+			s[i++] = 0xc3; /* é */
+			s[i] = 0xa9;
+		} else
+			s[i] = (unsigned char)(' ' + 1 + rnd(94) % 94);
+	}
+	return n;
+}
+
+struct one_string {
+	struct ag_str s;
+	uint64_t ag_present;
+};
+
+AG_RECORD(one_string_type, one_string, AG_FIELD(one_string, s, AG_FIELD_STRING, 0));
+
+/*
+ * Random raw strings as a record's string value: the encoder writes valid UTF-8 as JSON that
+ * jansson reads back to the same bytes (with no raw control character in it) and refuses
+ * the rest; the decoder reads them back, and a value with the raw bytes between quotes
+ * (escapes and invalid bytes included) agrees with jansson in json_scan_check.
+ */
+static void
+check_long_strings(int *encoded, int *refused, int *bad)
+{
+	struct ag_arena *arena;
+	struct ag_buf buf = {0};
+	if (ag_arena_new(&arena) < 0)
+		abort();
+	for (int k = 0; k < 20000; k++) {
+		unsigned char s[64];
+		size_t n = gen_raw(s);
+		json_t *ref = json_stringn((const char *)s, n);
+		const struct one_string in = {{(const char *)s, n}, 0};
+		buf.len = 0;
+		int rc = ag_record_encode(&one_string_type, AG_CODEC_JSON, &in, 0, &buf);
+		if (!ref) {
+			*refused += rc == -EINVAL;
+			*bad += rc != -EINVAL;
+			continue;
+		}
+		json_decref(ref);
+		struct one_string out;
+		memset(&out, 0, sizeof(out));
+		ag_arena_reset(arena);
+		if (rc < 0 || memchr(buf.ptr, '\n', buf.len) || memchr(buf.ptr, '\0', buf.len) ||
+		    ag_record_decode(&one_string_type, AG_CODEC_JSON,
+				     (struct ag_bytes){buf.ptr, buf.len}, &out, arena, NULL,
+				     0) < 0 ||
+		    out.s.len != n || memcmp(out.s.ptr, s, n) != 0) {
+			(*bad)++;
+			continue;
+		}
+		(*encoded)++;
+		/* The raw bytes between quotes, as a value to decode: the scanner against jansson. */
+		char doc[160];
+		int len = snprintf(doc, sizeof(doc),
+				   "{\"account\":\"%.*s\",\"amount\":1,\"country\":\"c\"}", (int)n,
+				   (const char *)s);
+		if (len > 0 && (size_t)len < sizeof(doc) && !memchr(s, '\0', n)) {
+			char *exact = malloc((size_t)len);
+			memcpy(exact, doc, (size_t)len);
+			json_scan_check((const uint8_t *)exact, (size_t)len);
+			free(exact);
+		}
+	}
+	free(buf.ptr);
+	ag_arena_free(arena);
+}
+
 int
 main(int argc, char **argv)
 {
+	ok_int_eq(check_plain8(), 0,
+		  "the 8-byte plain prefix agrees with the byte rule for every byte in every lane "
+		  "and every pair of lanes");
+	int encoded = 0, refused = 0, bad = 0;
+	check_long_strings(&encoded, &refused, &bad);
+	ok(bad == 0 && encoded > 10000 && refused > 100,
+	   "strings of 0-48 bytes: %d encoded and read back exactly, %d invalid UTF-8 refused "
+	   "as jansson does, %d wrong",
+	   encoded, refused, bad);
+
 	for (int i = 1; i < argc; i++) {
 		int scanned = 0;
 		int n = replay_dir(argv[i], &scanned);

@@ -88,6 +88,13 @@ scan_string(struct scan *s, const char **str, size_t *len)
 	const unsigned char *p = s->p + 1, *start = p;
 
 	for (;;) {
+		if (s->end - p >= 8) {
+			unsigned k = ag__json_plain_prefix8(p);
+			p += k;
+			if (k == 8)
+				continue;
+		}
+		/* p is at a byte that is not plain ASCII, or within 8 bytes of the end. */
 		if (p >= s->end)
 			return DEFER;
 		unsigned char c = *p;

@@ -12,7 +12,38 @@
 #ifndef AG_JSON_SCAN_H
 #define AG_JSON_SCAN_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
 #include <agent/record.h>
+
+/*
+ * How many of the 8 bytes at p, from the first, stand for themselves inside a JSON string
+ * (0 to 8): ASCII (< 0x80), not a control character (< 0x20), not '"' and not '\\'. One
+ * word at a time: a byte of 0x80 or more shows its own high bit; among the others, a byte
+ * below 0x20 or equal to the quote or the backslash makes its lane borrow in the
+ * subtraction, which sets that lane's high bit. A borrow only starts at such a byte and
+ * only moves to higher lanes, so the lowest lane flagged is the first byte that is not
+ * plain (lanes above it may be flagged falsely and are not looked at).
+ */
+static inline unsigned
+ag__json_plain_prefix8(const unsigned char *p)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	uint64_t x;
+	memcpy(&x, p, sizeof(x));
+	uint64_t bad =
+		x | (x - ones * 0x20) | ((x ^ (ones * '"')) - ones) | ((x ^ (ones * '\\')) - ones);
+	bad &= highs;
+	if (!bad)
+		return 8;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return (unsigned)__builtin_clzll(bad) / 8;
+#else
+	return (unsigned)__builtin_ctzll(bad) / 8;
+#endif
+}
 
 /* What ag__json_scan_record answers besides 0 (decoded) and -ENOMEM. */
 #define AG__JSON_SCAN_DEFER 1

@@ -1140,6 +1140,27 @@ json_put_string(struct ag_buf *b, const char *s, size_t n)
 	const unsigned char *p = (const unsigned char *)s;
 	if (n && !s)
 		return -EINVAL;
+	/* The common case, nothing to escape or check: out in one copy. */
+	size_t plain = 0;
+	while (n - plain >= 8) {
+		unsigned k = ag__json_plain_prefix8(p + plain);
+		plain += k;
+		if (k < 8)
+			break;
+	}
+	while (plain < n && p[plain] >= 0x20 && p[plain] < 0x80 && p[plain] != '"' &&
+	       p[plain] != '\\')
+		plain++;
+	if (plain == n) {
+		if (buf_reserve(b, n + 2) < 0)
+			return -ENOMEM;
+		b->ptr[b->len++] = '"';
+		if (n)
+			memcpy(b->ptr + b->len, p, n);
+		b->len += n;
+		b->ptr[b->len++] = '"';
+		return 0;
+	}
 	if (!utf8_valid(p, n))
 		return -EINVAL;
 	if (buf_putc(b, '"') < 0)
