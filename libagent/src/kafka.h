@@ -6,7 +6,8 @@
 
 /*
  * Creates a client: the broker's client settings, then the `extra` properties, then the
- * app's kafka.* options (each wins over the ones before). Returns 0, AG_ECONFIG with librdkafka's text in err.
+ * app's kafka.* options (each wins over the ones before). Returns 0, AG_ECONFIG with
+ * librdkafka's text in err.
  */
 int ag__kafka_new(rd_kafka_t **out, rd_kafka_type_t type, struct ag__broker *b, struct ag_app *app,
 		  const struct ag__kv *extra, size_t nextra, void *opaque, char *err,

@@ -1301,7 +1301,7 @@ clients_open(struct ag__worker *w)
 	 * On the embedded broker the restorer waits 100 ms for a fetch, not the worker
 	 * consumer's 5 ms: it reads this worker's reply partition all the time, and the mock
 	 * holds a fetch that finds no data for the whole wait, so 5 ms meant 200 empty fetches
-	 * a second, about 3 % of a core in the worker and 4 % in the broker while idle and ~12 %
+	 * a second, about 3 % of a core in the worker and 4 % in the broker while idle and ~9 %
 	 * of the stateless pipe's CPU (bench/README.md). The price: an ask's answer may come up
 	 * to 100 ms later there. Restores are not slowed: a fetch that finds data returns at
 	 * once. Kafka answers as soon as data arrives and keeps librdkafka's 500 ms.
