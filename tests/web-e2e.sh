@@ -330,6 +330,17 @@ for _ in $(seq 300); do ! kill -0 "$pa" 2>/dev/null && ! kill -0 "$pb" 2>/dev/nu
 #    /health says 503 stopping meanwhile; then the broker dies: /health says disconnected.
 #    A worker stopped while its group rebalances has no group to leave and closes at once
 #    (no "stopping" to see): up to three tries, each waiting for a quiet group first.
+# SIGSTOP stops a process's threads one by one, as each is next scheduled: on a busy machine
+# the broker went on answering for a few milliseconds (the worker's LeaveGroup among them),
+# so the worker closed at once. Wait until every thread of PID is stopped (at most 5 s).
+freeze() { # pid
+	kill -STOP "$1"
+	for _ in $(seq 500); do
+		grep -h '^State:' /proc/"$1"/task/*/status 2>/dev/null | grep -qv 'T (stopped)' || return 0
+		sleep 0.01
+	done
+	echo "# pid $1 not stopped after 5 s"
+}
 stopping_try() { # try number; sets got
 	start_worker "$tmp/wc" --web-port 0
 	health_states "$web" >/dev/null
@@ -347,7 +358,7 @@ stopping_try() { # try number; sets got
 		[ "$(grep -c "partitions \(assigned\|revoked\)" "$tmp/wc.log")" = "$n" ] && break
 		n=$(grep -c "partitions \(assigned\|revoked\)" "$tmp/wc.log")
 	done
-	kill -STOP "$broker_pid"
+	freeze "$broker_pid"
 	kill -TERM "$worker_pid"
 	got=
 	for _ in $(seq 100); do
