@@ -1,6 +1,7 @@
 /* Unit tests of the LMDB table store (libagent/src/store.c). */
 #include <errno.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,6 +442,157 @@ test_bad_dirs(void)
 	ok(1, "ag__store_close(NULL) is a no-op (surviving is the check)");
 }
 
+/*
+ * Random batches against a model: puts (small values, and some larger than a page), deletes
+ * of present and missing keys and offsets, over two tables of three partitions, in batches
+ * in key order (as a restore writes them) and in random order (as a commit cycle does),
+ * enough keys for leaf splits. After each batch every partition is read back whole.
+ */
+#define M_KEYS 3000
+#define M_TABLES 2
+#define M_PARTS 3
+
+static struct {
+	uint32_t ver[M_TABLES][M_PARTS][M_KEYS]; /* 0: absent; else the value's version */
+	int64_t offset[M_TABLES][M_PARTS];
+} model;
+static const char *const m_table[M_TABLES] = {"model_a", "mb"};
+static uint64_t m_rng = 0x9e3779b97f4a7c15u;
+
+static uint32_t
+m_rand(void)
+{
+	m_rng ^= m_rng << 13;
+	m_rng ^= m_rng >> 7;
+	m_rng ^= m_rng << 17;
+	return (uint32_t)(m_rng >> 16);
+}
+
+/* The value of key k at version v: its length and bytes follow from both. */
+static size_t
+m_value(char *buf, int k, uint32_t v)
+{
+	size_t len = v % 17 == 0 ? 4000 + v % 3000 : 1 + (k * 7 + v) % 90;
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (char)('a' + (k + v + i) % 26);
+	return len;
+}
+
+struct m_check {
+	int t, p, next, bad;
+};
+
+static int
+m_check_fn(int32_t part, struct ag_bytes key, struct ag_bytes val, void *userdata)
+{
+	struct m_check *c = userdata;
+	static char want[8000];
+	int k = -1;
+	if (part != c->p || key.len != 6 || sscanf((const char *)key.ptr, "%6d", &k) != 1)
+		return c->bad++, 0;
+	while (c->next < k && !model.ver[c->t][c->p][c->next])
+		c->next++;
+	if (c->next != k || !model.ver[c->t][c->p][k])
+		return c->bad++, 0;
+	size_t n = m_value(want, k, model.ver[c->t][c->p][k]);
+	if (val.len != n || memcmp(val.ptr, want, n) != 0)
+		c->bad++;
+	c->next = k + 1;
+	return 0;
+}
+
+static void
+test_model(struct ag__store *s)
+{
+	enum { BATCH = 1500 };
+	static struct ag__store_op ops[BATCH];
+	static char keys[BATCH][8];
+	static char *vals[BATCH];
+	for (int i = 0; i < BATCH; i++)
+		vals[i] = malloc(8000);
+	int failures = 0, splits_seen = 0;
+	uint32_t version = 1;
+	for (int round = 0; round < 40 && failures == 0; round++) {
+		int sorted = round % 2 == 0;
+		int n = 0;
+		/* Sorted: a run of rising keys per (table, partition); else anywhere. */
+		int t = (int)(m_rand() % M_TABLES), p = (int)(m_rand() % M_PARTS);
+		int k = (int)(m_rand() % 50);
+		while (n < BATCH) {
+			if (sorted) {
+				k += 1 + (int)(m_rand() % 4);
+				if (k >= M_KEYS) {
+					t = (int)(m_rand() % M_TABLES),
+					p = (int)(m_rand() % M_PARTS);
+					k = (int)(m_rand() % 50);
+				}
+			} else {
+				t = (int)(m_rand() % M_TABLES), p = (int)(m_rand() % M_PARTS);
+				k = (int)(m_rand() % M_KEYS);
+			}
+			struct ag__store_op *op = &ops[n];
+			uint32_t r = m_rand() % 20;
+			op->table = m_table[t];
+			op->part = p;
+			if (r == 0) {
+				op->kind = AG__STORE_OFFSET;
+				op->offset = model.offset[t][p] = (int64_t)version++;
+			} else {
+				snprintf(keys[n], sizeof(keys[n]), "%06d", k);
+				op->key = AG_STR(keys[n]);
+				if (r < 5) {
+					op->kind = AG__STORE_DEL;
+					model.ver[t][p][k] = 0;
+				} else {
+					op->kind = AG__STORE_PUT;
+					model.ver[t][p][k] = version;
+					op->val = (struct ag_bytes){vals[n],
+								    m_value(vals[n], k, version)};
+					version++;
+				}
+			}
+			n++;
+		}
+		int rc = round % 4 == 1 ? ag__store_write_deferred(s, ops, (size_t)n)
+					: ag__store_write(s, ops, (size_t)n);
+		if (rc != 0) {
+			failures++;
+			ok(0, "model round %d: write failed: %d", round, rc);
+			break;
+		}
+		for (t = 0; t < M_TABLES; t++) {
+			for (p = 0; p < M_PARTS; p++) {
+				struct m_check c = {t, p, 0, 0};
+				int64_t want = 0, off = -1;
+				for (k = 0; k < M_KEYS; k++)
+					want += model.ver[t][p][k] != 0;
+				splits_seen += want > 200;
+				ag__store_iter(s, m_table[t], p, m_check_fn, &c);
+				int64_t got = ag__store_count(s, m_table[t], p);
+				int orc = ag__store_get_offset(s, m_table[t], p, &off);
+				if (c.bad || got != want ||
+				    (model.offset[t][p] ? orc != 0 || off != model.offset[t][p]
+							: orc != -ENOENT)) {
+					failures++;
+					ok(0,
+					   "model round %d (%s), %s[%d]: %d wrong keys, %lld keys "
+					   "(want %lld), offset %lld (want %lld)",
+					   round, sorted ? "sorted" : "random", m_table[t], p,
+					   c.bad, (long long)got, (long long)want, (long long)off,
+					   (long long)model.offset[t][p]);
+				}
+			}
+		}
+	}
+	ok(failures == 0,
+	   "40 random batches of %d ops (sorted and not, puts, deletes, "
+	   "offsets, values over a page) equal the model after each",
+	   BATCH);
+	ok(splits_seen > 0, "the partitions grew past a leaf page");
+	for (int i = 0; i < BATCH; i++)
+		free(vals[i]);
+}
+
 int
 main(void)
 {
@@ -460,6 +612,7 @@ main(void)
 		test_iter(s);
 		test_readonly(s, dir);
 		test_deferred(s);
+		test_model(s);
 		ag__store_close(s);
 		s = NULL;
 		ok_int_eq(ag__store_open(&s, dir, 0, err, sizeof(err)), 0, "reopen");
