@@ -57,8 +57,11 @@ grep -q "^librdkafka| CMake configuration: SUCCEEDED" "$tmp/setup.log" &&
 # Only what the checks below run: the library, faustc, the greeter and three unit tests.
 meson compile -C b libagent/agent:shared_library cli/faustc examples/greeter:shared_module \
 	tests/test-store tests/test-codec tests/test-record >"$tmp/build.log" 2>&1
-check_eq "the fallback build compiles with -Dwerror=true ($(($(date +%s) - start)) s)" "$?" "0"
-[ -f b/libagent/libagent.so ] || { grep -m5 -A5 FAILED "$tmp/build.log" | sed 's/^/# /'; bail "no build"; }
+rc=$? # before the check's own $(...) would replace it
+check_eq "the fallback build compiles with -Dwerror=true ($(($(date +%s) - start)) s)" "$rc" "0"
+for f in libagent/libagent.so cli/faustc tests/test-store tests/test-codec tests/test-record; do
+	[ -f "b/$f" ] || { grep -m5 -A12 FAILED "$tmp/build.log" | sed 's/^/# /'; bail "no b/$f"; }
+done
 
 # 3. What libagent.so links.
 libs=$(ldd b/libagent/libagent.so)

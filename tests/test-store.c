@@ -506,7 +506,7 @@ test_model(struct ag__store *s)
 {
 	enum { BATCH = 1500 };
 	static struct ag__store_op ops[BATCH];
-	static char keys[BATCH][8];
+	static char keys[BATCH][12];
 	static char *vals[BATCH];
 	for (int i = 0; i < BATCH; i++)
 		vals[i] = malloc(8000);
