@@ -57,6 +57,18 @@ static int tap__n, tap__failed;
 			       (const char *)(p), (int)tap__n2, (const char *)(q)); \
 	} while (0)
 
+/* A number below n from a fixed-seed xorshift: random inputs that repeat run to run. */
+static uint64_t tap__rng = 0x9e3779b97f4a7c15u;
+
+static inline uint32_t
+tap_rand(uint32_t n)
+{
+	tap__rng ^= tap__rng << 13;
+	tap__rng ^= tap__rng >> 7;
+	tap__rng ^= tap__rng << 17;
+	return (uint32_t)(tap__rng % n);
+}
+
 static inline int
 tap_done(void)
 {

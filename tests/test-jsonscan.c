@@ -20,17 +20,6 @@
 #include "json_scan.h"
 #include "tap.h"
 
-static uint64_t rng = 0x9e3779b97f4a7c15u;
-
-static uint32_t
-rnd(uint32_t n)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (uint32_t)(rng % n);
-}
-
 struct text {
 	char buf[4096];
 	size_t len;
@@ -50,7 +39,7 @@ static void
 ws(struct text *t)
 {
 	static const char *const spaces[] = {"", "", "", " ", "\n", "\t ", "\r\n  "};
-	put(t, spaces[rnd(7)]);
+	put(t, spaces[tap_rand(7)]);
 }
 
 /* A string without escapes: ASCII, and sometimes 2-, 3- and 4-byte UTF-8. */
@@ -61,8 +50,8 @@ put_string(struct text *t)
 		"acct-", "US", "x", " ", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
 		"0",     "/",  "~"};
 	put(t, "\"");
-	for (uint32_t i = rnd(6); i > 0; i--)
-		put(t, parts[rnd(10)]);
+	for (uint32_t i = tap_rand(6); i > 0; i--)
+		put(t, parts[tap_rand(10)]);
 	put(t, "\"");
 }
 
@@ -78,29 +67,29 @@ put_number(struct text *t, bool integer)
 					   "9223372036854775807"};
 	static const char *const reals[] = {"107.89", "-0.5",   "1e3",     "2.5E+3",    "1E-7",
 					    "0.0",    "1e-400", "3.14159", "-1.5e-300", "1.0"};
-	put(t, integer ? ints[rnd(7)] : reals[rnd(10)]);
+	put(t, integer ? ints[tap_rand(7)] : reals[tap_rand(10)]);
 }
 
 /* Any value, for unknown fields (depth-bounded). */
 static void
 put_any(struct text *t, int depth)
 {
-	switch (rnd(depth > 3 ? 4 : 6)) {
+	switch (tap_rand(depth > 3 ? 4 : 6)) {
 	case 0:
 		put_string(t);
 		break;
 	case 1:
-		put_number(t, rnd(2));
+		put_number(t, tap_rand(2));
 		break;
 	case 2:
-		put(t, rnd(2) ? "true" : "null");
+		put(t, tap_rand(2) ? "true" : "null");
 		break;
 	case 3:
 		put(t, "false");
 		break;
 	case 4:
 		put(t, "[");
-		for (uint32_t i = rnd(4); i > 0; i--) {
+		for (uint32_t i = tap_rand(4); i > 0; i--) {
 			ws(t);
 			put_any(t, depth + 1);
 			if (i > 1)
@@ -110,7 +99,7 @@ put_any(struct text *t, int depth)
 		break;
 	default:
 		put(t, "{");
-		for (uint32_t i = rnd(4); i > 0; i--) {
+		for (uint32_t i = tap_rand(4); i > 0; i--) {
 			ws(t);
 			put_string(t);
 			put(t, ":");
@@ -135,10 +124,10 @@ gen_record(struct text *t)
 	static const char *const optional[] = {"count", "ok",  "tags",     "ints",  "reals",
 					       "inner", "fee", "unknown1", "other", "nested"};
 	for (size_t i = 0; i < 10; i++)
-		if (rnd(2))
+		if (tap_rand(2))
 			order[n++] = optional[i];
 	for (size_t i = n; i > 1; i--) {
-		size_t j = rnd((uint32_t)i);
+		size_t j = tap_rand((uint32_t)i);
 		const char *tmp = order[i - 1];
 		order[i - 1] = order[j];
 		order[j] = tmp;
@@ -158,20 +147,21 @@ gen_record(struct text *t)
 		if (!strcmp(k, "account") || !strcmp(k, "country"))
 			put_string(t);
 		else if (!strcmp(k, "amount") || !strcmp(k, "fee"))
-			put_number(t, rnd(2));
+			put_number(t, tap_rand(2));
 		else if (!strcmp(k, "count"))
 			put_number(t, true);
 		else if (!strcmp(k, "ok"))
-			put(t, rnd(2) ? "true" : "null");
+			put(t, tap_rand(2) ? "true" : "null");
 		else if (!strcmp(k, "tags"))
-			put(t, rnd(2) ? "[\"a\", \"\xc3\xa9\", \"\"]" : "[]");
+			put(t, tap_rand(2) ? "[\"a\", \"\xc3\xa9\", \"\"]" : "[]");
 		else if (!strcmp(k, "ints"))
-			put(t, rnd(2) ? "[1, -2, 3.0, 1e2]" : "[ ]");
+			put(t, tap_rand(2) ? "[1, -2, 3.0, 1e2]" : "[ ]");
 		else if (!strcmp(k, "reals"))
 			put(t, "[1, 2.5, -1e-3]");
 		else if (!strcmp(k, "inner"))
-			put(t, rnd(2) ? "{\"name\": \"in\", \"n\": 4, \"flags\": [true, false]}"
-				      : "{\"flags\": null, \"name\": \"\"}");
+			put(t, tap_rand(2)
+				       ? "{\"name\": \"in\", \"n\": 4, \"flags\": [true, false]}"
+				       : "{\"flags\": null, \"name\": \"\"}");
 		else
 			put_any(t, 0);
 		ws(t);
@@ -188,11 +178,11 @@ static void
 mutate(struct text *t)
 {
 	static const char bytes[] = "\"\\{}[],:0-.eE+ntfu\x01\x80\xc3\xed\xff aZ9";
-	size_t at = t->len ? rnd((uint32_t)t->len) : 0;
-	switch (rnd(4)) {
+	size_t at = t->len ? tap_rand((uint32_t)t->len) : 0;
+	switch (tap_rand(4)) {
 	case 0:
 		if (t->len)
-			t->buf[at] = bytes[rnd(sizeof(bytes) - 1)];
+			t->buf[at] = bytes[tap_rand(sizeof(bytes) - 1)];
 		break;
 	case 1:
 		if (t->len) {
@@ -203,7 +193,7 @@ mutate(struct text *t)
 	case 2:
 		if (t->len + 1 < sizeof(t->buf)) {
 			memmove(t->buf + at + 1, t->buf + at, t->len - at);
-			t->buf[at] = bytes[rnd(sizeof(bytes) - 1)];
+			t->buf[at] = bytes[tap_rand(sizeof(bytes) - 1)];
 			t->len++;
 		}
 		break;
@@ -286,18 +276,18 @@ gen_raw(unsigned char *s)
 {
 	static const unsigned char odd[] = {0x00, 0x01, 0x1f, '"',  '\\', 0x7f, 0x80, 0xbf,
 					    0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4, 0xff};
-	size_t n = rnd(49);
+	size_t n = tap_rand(49);
 	for (size_t i = 0; i < n; i++) {
-		uint32_t r = rnd(40);
+		uint32_t r = tap_rand(40);
 		if (r == 0)
-			s[i] = (unsigned char)rnd(256);
+			s[i] = (unsigned char)tap_rand(256);
 		else if (r == 1)
-			s[i] = odd[rnd(sizeof(odd))];
+			s[i] = odd[tap_rand(sizeof(odd))];
 		else if (r == 2 && i + 2 <= n) {
 			s[i++] = 0xc3; /* é */
 			s[i] = 0xa9;
 		} else
-			s[i] = (unsigned char)(' ' + 1 + rnd(94) % 94);
+			s[i] = (unsigned char)(' ' + 1 + tap_rand(94) % 94);
 	}
 	return n;
 }
@@ -394,7 +384,7 @@ main(int argc, char **argv)
 		free(exact);
 		for (int m = 0; m < 5; m++) {
 			struct text u = t;
-			for (uint32_t k = 1 + rnd(2); k > 0; k--)
+			for (uint32_t k = 1 + tap_rand(2); k > 0; k--)
 				mutate(&u);
 			exact = malloc(u.len ? u.len : 1);
 			memcpy(exact, u.buf, u.len);
@@ -411,18 +401,20 @@ main(int argc, char **argv)
 	for (int i = 0; i < 20000; i++) {
 		char num[64], doc[128];
 		size_t n = 0;
-		if (rnd(2))
+		if (tap_rand(2))
 			num[n++] = '-';
-		uint32_t int_digits = 1 + rnd(8), frac_digits = rnd(3) ? 1 + rnd(18) : 0;
-		num[n++] = (char)(int_digits == 1 ? '0' + rnd(10) : '1' + rnd(9));
+		uint32_t int_digits = 1 + tap_rand(8),
+			 frac_digits = tap_rand(3) ? 1 + tap_rand(18) : 0;
+		num[n++] = (char)(int_digits == 1 ? '0' + tap_rand(10) : '1' + tap_rand(9));
 		for (uint32_t d = 1; d < int_digits; d++)
-			num[n++] = (char)('0' + rnd(10));
+			num[n++] = (char)('0' + tap_rand(10));
 		if (frac_digits)
 			num[n++] = '.';
 		for (uint32_t d = 0; d < frac_digits; d++)
-			num[n++] = (char)('0' + rnd(10));
-		if (rnd(8) == 0)
-			n += (size_t)snprintf(num + n, sizeof(num) - n, "e%d", (int)rnd(40) - 20);
+			num[n++] = (char)('0' + tap_rand(10));
+		if (tap_rand(8) == 0)
+			n += (size_t)snprintf(num + n, sizeof(num) - n, "e%d",
+					      (int)tap_rand(40) - 20);
 		num[n] = '\0';
 		int len = snprintf(doc, sizeof(doc),
 				   "{\"account\":\"a\",\"amount\":%s,\"country\":\"c\"}", num);

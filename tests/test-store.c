@@ -457,16 +457,6 @@ static struct {
 	int64_t offset[M_TABLES][M_PARTS];
 } model;
 static const char *const m_table[M_TABLES] = {"model_a", "mb"};
-static uint64_t m_rng = 0x9e3779b97f4a7c15u;
-
-static uint32_t
-m_rand(void)
-{
-	m_rng ^= m_rng << 13;
-	m_rng ^= m_rng >> 7;
-	m_rng ^= m_rng << 17;
-	return (uint32_t)(m_rng >> 16);
-}
 
 /* The value of key k at version v: its length and bytes follow from both. */
 static size_t
@@ -508,30 +498,33 @@ test_model(struct ag__store *s)
 	static struct ag__store_op ops[BATCH];
 	static char keys[BATCH][12];
 	static char *vals[BATCH];
-	for (int i = 0; i < BATCH; i++)
-		vals[i] = malloc(8000);
 	int failures = 0, splits_seen = 0;
+	for (int i = 0; i < BATCH && !failures; i++)
+		failures += !(vals[i] = malloc(8000));
+	if (failures)
+		ok(0, "model: out of memory for the values");
 	uint32_t version = 1;
 	for (int round = 0; round < 40 && failures == 0; round++) {
 		int sorted = round % 2 == 0;
 		int n = 0;
 		/* Sorted: a run of rising keys per (table, partition); else anywhere. */
-		int t = (int)(m_rand() % M_TABLES), p = (int)(m_rand() % M_PARTS);
-		int k = (int)(m_rand() % 50);
+		int t = (int)tap_rand(M_TABLES), p = (int)tap_rand(M_PARTS);
+		int k = (int)tap_rand(50);
 		while (n < BATCH) {
 			if (sorted) {
-				k += 1 + (int)(m_rand() % 4);
+				k += 1 + (int)tap_rand(4);
 				if (k >= M_KEYS) {
-					t = (int)(m_rand() % M_TABLES),
-					p = (int)(m_rand() % M_PARTS);
-					k = (int)(m_rand() % 50);
+					t = (int)tap_rand(M_TABLES);
+					p = (int)tap_rand(M_PARTS);
+					k = (int)tap_rand(50);
 				}
 			} else {
-				t = (int)(m_rand() % M_TABLES), p = (int)(m_rand() % M_PARTS);
-				k = (int)(m_rand() % M_KEYS);
+				t = (int)tap_rand(M_TABLES);
+				p = (int)tap_rand(M_PARTS);
+				k = (int)tap_rand(M_KEYS);
 			}
 			struct ag__store_op *op = &ops[n];
-			uint32_t r = m_rand() % 20;
+			uint32_t r = tap_rand(20);
 			op->table = m_table[t];
 			op->part = p;
 			if (r == 0) {
@@ -557,7 +550,7 @@ test_model(struct ag__store *s)
 					: ag__store_write(s, ops, (size_t)n);
 		if (rc != 0) {
 			failures++;
-			ok(0, "model round %d: write failed: %d", round, rc);
+			ok(0, "model round %d: write failed: %s", round, ag_strerror(rc));
 			break;
 		}
 		for (t = 0; t < M_TABLES; t++) {

@@ -540,7 +540,8 @@ write_ops(struct ag__store *s, MDB_cursor *dc, MDB_cursor *mc, const struct writ
  * One cursor per database for the whole batch: LMDB's cursor put first checks whether the
  * key belongs on the leaf page the cursor is on and searches from the root only if not, so
  * a batch in key order (a restore batch is sorted) mostly skips the descent and the dirty
- * page lookups; an unsorted batch costs one or two key comparisons more per op.
+ * page lookups; an unsorted batch costs one or two key comparisons more per op (the
+ * check against the page's first and last key in LMDB's mdb_cursor_set).
  */
 static int
 write_body(struct ag__store *s, MDB_txn *txn, void *arg, int *ours)
