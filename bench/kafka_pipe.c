@@ -36,6 +36,7 @@ struct pipe {
 	long produced; /* handed to the producer */
 	long delivered; /* delivery reports without error */
 	long failed; /* delivery reports with an error */
+	int idempotent; /* -i: the producer as the worker's, enable.idempotence=true */
 	long skipped; /* malformed values */
 	double first; /* time of the first consumed message, 0 before */
 	double last; /* time of the last delivery report */
@@ -109,9 +110,11 @@ open_consumer(struct pipe *p, const char *bootstrap)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t err;
+	/* BENCH_APP_ID, as for the worker: a group of its own reads the topic from its start. */
+	const char *group = getenv("BENCH_APP_ID");
 
 	if (set_conf(conf, "bootstrap.servers", bootstrap) ||
-	    set_conf(conf, "group.id", p->kind->group) ||
+	    set_conf(conf, "group.id", group && *group ? group : p->kind->group) ||
 	    set_conf(conf, "auto.offset.reset", "earliest") ||
 	    set_conf(conf, "enable.auto.commit", "true") ||
 	    set_conf(conf, "fetch.wait.max.ms", "10") ||
@@ -145,7 +148,8 @@ open_producer(struct pipe *p, const char *bootstrap)
 
 	if (set_conf(conf, "bootstrap.servers", bootstrap) || set_conf(conf, "linger.ms", "5") ||
 	    set_conf(conf, "partitioner", "murmur2_random") ||
-	    set_conf(conf, "topic.metadata.refresh.interval.ms", "1000")) {
+	    set_conf(conf, "topic.metadata.refresh.interval.ms", "1000") ||
+	    (p->idempotent && set_conf(conf, "enable.idempotence", "true"))) {
 		rd_kafka_conf_destroy(conf);
 		return -EINVAL;
 	}
@@ -271,7 +275,11 @@ pipe_skip(struct pipe *p, const rd_kafka_message_t *msg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: %s -b HOST:PORT -n EVENTS -e EXPECTED_OUTPUTS\n", prog);
+	fprintf(stderr,
+		"usage: %s -b HOST:PORT -n EVENTS -e EXPECTED_OUTPUTS [-i]\n"
+		"  -i: an idempotent producer (enable.idempotence=true), as the faustc worker's\n"
+		"environment: BENCH_APP_ID, the consumer group (default: the program's own)\n",
+		prog);
 }
 
 int
@@ -283,8 +291,11 @@ pipe_main(const struct pipe_kind *kind, int argc, char **argv)
 	int opt, rc = 1;
 
 	prog = kind->name;
-	while ((opt = getopt(argc, argv, "b:n:e:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:n:e:i")) != -1) {
 		switch (opt) {
+		case 'i':
+			p.idempotent = 1;
+			break;
 		case 'b':
 			bootstrap = optarg;
 			break;
