@@ -123,7 +123,17 @@ END {
 		m[k] = median(a, n[k])
 		printf "%-18s %10d   %11.3f   %7.1f\n", k, m[k], median(b, n[k]), median(c, n[k])
 	}
-	printf "\nstateful/stateless events/s: %.2f\n", m["stateful"] / m["stateless"]
+	printf "\nstateful/stateless events/s: %.2f (target >= 0.80)\n", m["stateful"] / m["stateless"]
+	for (i = 1; i <= n["stateless"]; i++) { a[i] = cpu["stateless", i]; b[i] = cpu["stateful", i] }
+	printf "stateful/stateless CPU per event: %.2f (target <= 2.00)\n", median(b, n["stateful"]) / median(a, n["stateless"])
+	# Each round runs both on one broker: the ratio per round leaves out the load that
+	# changes between rounds.
+	for (i = 1; i <= n["stateless"]; i++) {
+		a[i] = rate["stateful", i] / rate["stateless", i]
+		b[i] = cpu["stateful", i] / cpu["stateless", i]
+	}
+	printf "the same, median of the ratios per round: events/s %.2f, CPU per event %.2f\n",
+		median(a, n["stateless"]), median(b, n["stateless"])
 	if ("stateful-base" in m)
 		printf "stateful-base/stateless events/s: %.2f\nstateful/stateful-base events/s: %.2f\n",
 			m["stateful-base"] / m["stateless"], m["stateful"] / m["stateful-base"]
