@@ -47,30 +47,15 @@ done
 PIPE=$(realpath "$BUILD/bench/pipe_app.so")
 GROUP=$(realpath "$BUILD/bench/group_app.so")
 
-TMP=$(mktemp -d -t faustc-profile.XXXXXX)
-BROKER_PID=
-cleanup() {
-	[[ -n $BROKER_PID ]] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_setup profile
 
 perf record -q -e cpu-clock -o "$TMP/probe.data" true 2>"$TMP/probe.err" ||
 	die "perf record does not work here: $(head -3 "$TMP/probe.err")" \
 		"(kernel.perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid); 2 or lower is needed)"
 
-"$FAUSTC" -A "$GROUP" broker --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
-BROKER_PID=$!
-for _ in $(seq 600); do
-	[[ -s $TMP/addr ]] && break
-	kill -0 "$BROKER_PID" 2>/dev/null || die "the broker exited: $(tail -5 "$TMP/broker.log")"
-	sleep 0.1
-done
-[[ -s $TMP/addr ]] || die "the broker wrote no address: $(tail -5 "$TMP/broker.log")"
-URL=$(head -n 1 "$TMP/addr")
-BOOTSTRAP=${URL#mock://}
+bench_broker "$FAUSTC" "$GROUP"
 echo "broker: $URL; loading $EVENTS withdrawals, timestamps over $SPAN s ..."
 span_arg=()
 [[ $SPAN == 0 ]] || span_arg=(-t "$SPAN")

@@ -50,13 +50,9 @@ if [[ -n $BASE ]]; then
 	BASE_GROUP=$(realpath "$BASE/bench/group_app.so")
 fi
 
-TMP=$(mktemp -d -t faustc-stateful.XXXXXX)
-BROKER_PID=
-cleanup() {
-	[[ -n $BROKER_PID ]] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_setup stateful
 
 broker_args=()
 if [[ -n $KAFKA ]]; then
@@ -66,20 +62,11 @@ if [[ -n $KAFKA ]]; then
 	fi
 	broker_args=(--broker "$KAFKA")
 fi
-"$FAUSTC" -A "$GROUP" broker "${broker_args[@]}" --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
-BROKER_PID=$!
-for _ in $(seq 600); do
-	[[ -s $TMP/addr ]] && break
-	sleep 0.1
-done
-[[ -s $TMP/addr ]] || die "the broker wrote no address: $(tail -5 "$TMP/broker.log")"
-URL=$(head -n 1 "$TMP/addr")
+bench_broker "$FAUSTC" "$GROUP" "${broker_args[@]}"
 echo "broker: $URL"
 echo "loading $EVENTS events into withdrawals, timestamps over $SPAN s ..."
 span_arg=()
 [[ $SPAN == 0 ]] || span_arg=(-t "$SPAN") # SPAN=0: the produce time (about a second)
-BOOTSTRAP=${URL#mock://}
-BOOTSTRAP=${BOOTSTRAP#kafka://}
 "$LOAD" -b "$BOOTSTRAP" -n "$EVENTS" "${span_arg[@]}" >/dev/null || die "load failed"
 
 # run NAME APP ROUND [FAUSTC]: prints "NAME events/s cpu_s_per_1M_events rss_MiB"
