@@ -108,6 +108,7 @@ record() {
 	}
 	END { flush() }' >>"$TMP/samples"
 	[[ -z $KEEP ]] || { mkdir -p "$KEEP" && cp "$data" "$KEEP/"; }
+	rm -f "$data" # tens of MB a run with the stacks
 }
 
 for r in $(seq "$ROUNDS"); do
