@@ -18,6 +18,19 @@ bench_cleanup() {
 	rm -rf "$TMP"
 }
 
+# bench_kafka KAFKA: sets broker_args for bench_broker: nothing for the embedded broker (KAFKA
+# empty), else --broker KAFKA after checking that the cluster has no `withdrawals` topic yet
+# (the pipes read the whole topic, so it must hold only this run's load).
+bench_kafka() {
+	broker_args=()
+	[[ -n $1 ]] || return 0
+	if command -v kcat >/dev/null &&
+		kcat -b "${1#kafka://}" -L -t withdrawals 2>/dev/null | grep -Eq 'topic "withdrawals" with [1-9]'; then
+		die "$1 already has topic withdrawals; run on a fresh cluster (scripts/kafka.sh start --dir DIR)"
+	fi
+	broker_args=(--broker "$1")
+}
+
 # bench_broker FAUSTC APP [ARG...]: runs `FAUSTC -A APP broker ARG...` (the embedded broker,
 # or with --broker kafka://... the app's topics on that cluster), waits up to 60 s for its
 # address, and sets URL (for --broker) and BOOTSTRAP (HOST:PORT, for librdkafka clients).

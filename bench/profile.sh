@@ -111,16 +111,23 @@ record() {
 	rm -f "$data" # tens of MB a run with the stacks
 }
 
+# each FN TAG: FN NAME TAG CMD... for the four programs; TAG keeps each run's consumer group
+# (a new group reads the topic from its start) and data dir apart.
+each() {
+	local fn=$1 tag=$2
+	BENCH_APP_ID=profile-limit-$tag "$fn" limit "$tag" \
+		"$BUILD/bench/limit_pipe" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED"
+	BENCH_APP_ID=profile-limit-i-$tag "$fn" limit-i "$tag" \
+		"$BUILD/bench/limit_pipe" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED" -i
+	BENCH_APP_ID=profile-stateless-$tag BENCH_EVENTS=$EVENTS "$fn" stateless "$tag" \
+		"$FAUSTC" -A "$PIPE" worker --broker "$URL" --datadir "$TMP/s-$tag" -l warn --no-web
+	BENCH_APP_ID=profile-windowed-$tag BENCH_EVENTS=$EVENTS "$fn" windowed "$tag" \
+		"$FAUSTC" -A "$GROUP" worker --broker "$URL" --datadir "$TMP/w-$tag" -l warn --no-web
+}
+
 for r in $(seq "$ROUNDS"); do
 	echo "round $r of $ROUNDS ..." >&2
-	BENCH_APP_ID=profile-limit-$r record limit "$r" \
-		"$BUILD/bench/limit_pipe" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED"
-	BENCH_APP_ID=profile-limit-i-$r record limit-i "$r" \
-		"$BUILD/bench/limit_pipe" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED" -i
-	BENCH_APP_ID=profile-stateless-$r BENCH_EVENTS=$EVENTS record stateless "$r" \
-		"$FAUSTC" -A "$PIPE" worker --broker "$URL" --datadir "$TMP/s$r" -l warn --no-web
-	BENCH_APP_ID=profile-windowed-$r BENCH_EVENTS=$EVENTS record windowed "$r" \
-		"$FAUSTC" -A "$GROUP" worker --broker "$URL" --datadir "$TMP/w$r" -l warn --no-web
+	each record "$r"
 done
 
 # Samples -> CPU ms per 1M events: samples / FREQ / (EVENTS * ROUNDS) * 1e9
@@ -151,10 +158,10 @@ END {
 [[ -n ${SYSCALLS:-} ]] || exit 0
 echo
 echo "system calls by thread (perf trace -s, one more run of each; counts per 1M events):"
-# trace NAME CMD...: prints each thread with more than 100 calls and its main calls
+# trace NAME TAG CMD...: prints each thread with more than 100 calls and its main calls
 trace() {
 	local name=$1
-	shift
+	shift 2
 	if ! timeout "$TIMEOUT" perf trace -s -o "$TMP/$name.trace" "$@" >/dev/null 2>"$TMP/$name.err"; then
 		tail -5 "$TMP/$name.err" >&2
 		die "$name failed under perf trace"
@@ -168,11 +175,4 @@ trace() {
 	}
 	END { flush() }' "$TMP/$name.trace"
 }
-trace limit env BENCH_APP_ID=profile-limit-trace \
-	"$BUILD/bench/limit_pipe" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED"
-trace limit-i env BENCH_APP_ID=profile-limit-i-trace \
-	"$BUILD/bench/limit_pipe" -b "$BOOTSTRAP" -n "$EVENTS" -e "$EXPECTED" -i
-trace stateless env BENCH_APP_ID=profile-stateless-trace BENCH_EVENTS="$EVENTS" \
-	"$FAUSTC" -A "$PIPE" worker --broker "$URL" --datadir "$TMP/st" -l warn --no-web
-trace windowed env BENCH_APP_ID=profile-windowed-trace BENCH_EVENTS="$EVENTS" \
-	"$FAUSTC" -A "$GROUP" worker --broker "$URL" --datadir "$TMP/wt" -l warn --no-web
+each trace trace

@@ -44,19 +44,9 @@ done
 # faustc -A takes the module path as given; make it absolute so the worker finds it.
 APP=$(realpath "$APP")
 
-TMP=$(mktemp -d -t faustc-bench.XXXXXX)
-BROKER_PID=
-
-cleanup() {
-	if [[ -n $BROKER_PID ]] && kill -0 "$BROKER_PID" 2>/dev/null; then
-		kill "$BROKER_PID" 2>/dev/null || true
-		wait "$BROKER_PID" 2>/dev/null || true
-	fi
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+bench_setup bench
 
 show_log() {
 	echo "--- $1" >&2
@@ -66,31 +56,8 @@ show_log() {
 # The broker: started with the bench app so it creates the app's topics with their
 # declared partition counts (the embedded broker cannot create topics on request). On
 # Kafka (--broker) it creates them there and waits.
-broker_args=()
-if [[ -n $KAFKA ]]; then
-	if command -v kcat >/dev/null &&
-		kcat -b "${KAFKA#kafka://}" -L -t withdrawals 2>/dev/null | grep -Eq 'topic "withdrawals" with [1-9]'; then
-		die "$KAFKA already has topic withdrawals; run on a fresh cluster (scripts/kafka.sh start --dir DIR)"
-	fi
-	broker_args=(--broker "$KAFKA")
-fi
-"$FAUSTC" -A "$APP" broker "${broker_args[@]}" --addr-file "$TMP/addr" >"$TMP/broker.log" 2>&1 &
-BROKER_PID=$!
-for _ in $(seq 600); do
-	[[ -s $TMP/addr ]] && break
-	kill -0 "$BROKER_PID" 2>/dev/null || {
-		show_log "$TMP/broker.log"
-		die "the broker exited before writing its address"
-	}
-	sleep 0.1
-done
-[[ -s $TMP/addr ]] || {
-	show_log "$TMP/broker.log"
-	die "the broker wrote no address to $TMP/addr within 60 s"
-}
-URL=$(head -n 1 "$TMP/addr")
-BOOTSTRAP=${URL#mock://}
-BOOTSTRAP=${BOOTSTRAP#kafka://}
+bench_kafka "$KAFKA"
+bench_broker "$FAUSTC" "$APP" "${broker_args[@]}"
 echo "broker: $URL"
 
 echo "loading $EVENTS events into withdrawals ..."

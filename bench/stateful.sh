@@ -54,14 +54,7 @@ fi
 source "$(dirname "$0")/lib.sh"
 bench_setup stateful
 
-broker_args=()
-if [[ -n $KAFKA ]]; then
-	if command -v kcat >/dev/null &&
-		kcat -b "${KAFKA#kafka://}" -L -t withdrawals 2>/dev/null | grep -Eq 'topic "withdrawals" with [1-9]'; then
-		die "$KAFKA already has topic withdrawals; run on a fresh cluster (scripts/kafka.sh start --dir DIR)"
-	fi
-	broker_args=(--broker "$KAFKA")
-fi
+bench_kafka "$KAFKA"
 bench_broker "$FAUSTC" "$GROUP" "${broker_args[@]}"
 echo "broker: $URL"
 echo "loading $EVENTS events into withdrawals, timestamps over $SPAN s ..."
@@ -108,11 +101,11 @@ END {
 	for (k in n) {
 		for (i = 1; i <= n[k]; i++) { a[i] = rate[k, i]; b[i] = cpu[k, i]; c[i] = rss[k, i] }
 		m[k] = median(a, n[k])
-		printf "%-18s %10d   %11.3f   %7.1f\n", k, m[k], median(b, n[k]), median(c, n[k])
+		mc[k] = median(b, n[k])
+		printf "%-18s %10d   %11.3f   %7.1f\n", k, m[k], mc[k], median(c, n[k])
 	}
 	printf "\nstateful/stateless events/s: %.2f (target >= 0.80)\n", m["stateful"] / m["stateless"]
-	for (i = 1; i <= n["stateless"]; i++) { a[i] = cpu["stateless", i]; b[i] = cpu["stateful", i] }
-	printf "stateful/stateless CPU per event: %.2f (target <= 2.00)\n", median(b, n["stateful"]) / median(a, n["stateless"])
+	printf "stateful/stateless CPU per event: %.2f (target <= 2.00)\n", mc["stateful"] / mc["stateless"]
 	# Each round runs both on one broker: the ratio per round leaves out the load that
 	# changes between rounds.
 	for (i = 1; i <= n["stateless"]; i++) {
